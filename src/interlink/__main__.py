@@ -1,0 +1,3 @@
+from interlink.cli.main import run
+
+run()

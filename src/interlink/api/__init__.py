@@ -1,0 +1,1 @@
+"""The REST management API (FastAPI): routes are thin callers of the services."""

@@ -1,0 +1,80 @@
+"""Plain ASGI middleware: request id, access log, Prometheus metrics and a trace span."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+import structlog
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from interlink.observability.metrics import Metrics
+
+__all__ = ["RequestContextMiddleware"]
+
+log = structlog.get_logger("interlink.http")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, tracer: Any) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if incoming and _VALID_REQUEST_ID.match(incoming) else None
+        request_id = request_id or secrets.token_hex(12)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+        method = scope["method"]
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        with self.tracer.start_as_current_span(
+            f"{method} {scope['path']}", kind=SpanKind.SERVER
+        ) as span:
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute("interlink.request_id", request_id)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                self.metrics.http_requests.labels(method, template, str(status)).inc()
+                self.metrics.http_latency.labels(method, template).observe(elapsed)
+                if scope["path"] not in _QUIET_PATHS:
+                    log.info(
+                        "request",
+                        method=method,
+                        route=template,
+                        status=status,
+                        duration_ms=round(elapsed * 1000, 2),
+                    )
+                structlog.contextvars.clear_contextvars()

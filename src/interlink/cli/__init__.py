@@ -1,0 +1,1 @@
+"""The ``interlink`` command line: thin callers of the same services as the API."""

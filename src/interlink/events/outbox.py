@@ -1,0 +1,123 @@
+"""Write events in the same transaction as the change that caused them (transactional outbox).
+
+Each event leaves as a CloudEvents 1.0 structured-mode JSON envelope::
+
+    {"specversion": "1.0", "id": "evt_...", "source": "/interlink/ten_.../webhooks",
+     "type": "dev.interlink.webhook.received", "time": "2026-11-22T23:59:00.123Z",
+     "subject": "src_...", "datacontenttype": "application/json", "tenantid": "ten_...",
+     "data": {...}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interlink.ids import new_id
+from interlink.store.database import Database, on_commit
+from interlink.store.schema import events
+from interlink.store.types import utcnow
+
+__all__ = ["EVENT_TYPE_PREFIX", "Outbox", "to_cloudevent"]
+
+EVENT_TYPE_PREFIX = "dev.interlink."
+NOTIFY_CHANNEL = "interlink_events"
+_NOTIFIED = "interlink_events_notified"
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_cloudevent(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+    """The CloudEvents 1.0 structured-mode envelope of an ``events`` row."""
+    envelope: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": row["id"],
+        "source": row["source"],
+        "type": row["type"],
+        "time": _rfc3339(row["time"]),
+        "datacontenttype": "application/json",
+        "data": row["data"],
+    }
+    if row.get("subject"):
+        envelope["subject"] = row["subject"]
+    if row.get("tenant_id"):
+        envelope["tenantid"] = row["tenant_id"]
+    return envelope
+
+
+class Outbox:
+    """Emits events into the outbox table inside the caller's transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._wake_listeners: list[Callable[[], None]] = []
+
+    def add_wake_listener(self, listener: Callable[[], None]) -> None:
+        self._wake_listeners.append(listener)
+
+    async def emit(
+        self,
+        conn: AsyncConnection,
+        name: str,
+        data: Mapping[str, Any],
+        *,
+        tenant_id: str | None,
+        component: str,
+        subject: str | None = None,
+    ) -> str:
+        """Write event ``dev.interlink.<name>`` in ``conn``'s transaction and return its id.
+
+        ``component`` names the part of Interlink it came from (``webhooks``, ``sync``, ...);
+        it becomes the CloudEvents ``source`` ``/interlink/{tenant}/{component}``.
+        """
+        event_id = new_id("evt")
+        await conn.execute(
+            events.insert().values(
+                id=event_id,
+                tenant_id=tenant_id,
+                type=f"{EVENT_TYPE_PREFIX}{name}",
+                source=f"/interlink/{tenant_id or 'system'}/{component}",
+                subject=subject,
+                time=utcnow(),
+                data=dict(data),
+                relayed=False,
+            )
+        )
+        if not conn.info.get(_NOTIFIED):
+            conn.info[_NOTIFIED] = True
+            if self.db.is_postgres:
+                await conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+
+            def _after() -> None:
+                conn.info.pop(_NOTIFIED, None)
+                for listener in self._wake_listeners:
+                    listener()
+
+            on_commit(conn, _after)
+        return event_id
+
+    async def list(
+        self,
+        *,
+        tenant_id: str | None,
+        type_: str | None = None,
+        after_id: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        query = select(events).order_by(events.c.id).limit(limit)
+        if tenant_id is not None:
+            query = query.where(events.c.tenant_id == tenant_id)
+        if type_:
+            query = query.where(events.c.type == type_)
+        if after_id:
+            query = query.where(events.c.id > after_id)
+        async with self.db.transaction() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [to_cloudevent(row) for row in rows]

@@ -1,0 +1,1 @@
+"""Logs (structlog), metrics (Prometheus) and traces (OpenTelemetry) for every capability."""

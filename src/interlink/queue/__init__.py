@@ -1,0 +1,21 @@
+"""The durable work queue: jobs written in the caller's transaction, claimed under a lease.
+
+Owns the ``jobs`` table. PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` and wakes workers
+with LISTEN/NOTIFY; SQLite claims the same way under its single writer lock and wakes the
+in-process worker directly. Imports only the store.
+"""
+
+from interlink.queue.jobs import Job, JobQueue, JobStatus, LeaseLost
+from interlink.queue.worker import JobContext, JobHandler, PermanentJobError, RetryJob, Worker
+
+__all__ = [
+    "Job",
+    "JobContext",
+    "JobHandler",
+    "JobQueue",
+    "JobStatus",
+    "LeaseLost",
+    "PermanentJobError",
+    "RetryJob",
+    "Worker",
+]

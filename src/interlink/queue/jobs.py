@@ -1,0 +1,438 @@
+"""Job rows: enqueue in the caller's transaction, claim, renew, complete, retry, bury, reap."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interlink.ids import new_id
+from interlink.store.database import Database, on_commit
+from interlink.store.schema import jobs
+from interlink.store.types import utcnow
+
+__all__ = ["NOTIFY_CHANNEL", "Job", "JobQueue", "JobStatus", "LeaseLost"]
+
+NOTIFY_CHANNEL = "interlink_jobs"
+_NOTIFIED = "interlink_jobs_notified"
+_ERROR_LIMIT = 2000
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+
+
+class LeaseLost(Exception):
+    """The job's lease expired and another worker may hold it; its work must not commit."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    tenant_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    lease_token: str | None
+    idempotency_key: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Job:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            tenant_id=row["tenant_id"],
+            payload=row["payload"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            run_at=row["run_at"],
+            lease_token=row["lease_token"],
+            idempotency_key=row["idempotency_key"],
+            created_at=row["created_at"],
+        )
+
+
+_JOB_COLUMNS = (
+    jobs.c.id,
+    jobs.c.kind,
+    jobs.c.tenant_id,
+    jobs.c.payload,
+    jobs.c.attempts,
+    jobs.c.max_attempts,
+    jobs.c.run_at,
+    jobs.c.lease_token,
+    jobs.c.idempotency_key,
+    jobs.c.created_at,
+)
+
+
+class JobQueue:
+    """The job table's operations. Enqueue joins the caller's transaction; the rest run alone."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease_seconds: float = 30.0,
+        max_attempts: int = 10,
+    ) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self._wake_listeners: list[Callable[[], None]] = []
+
+    def add_wake_listener(self, listener: Callable[[], None]) -> None:
+        """Called after a transaction that enqueued jobs commits (in this process)."""
+        self._wake_listeners.append(listener)
+
+    def _wake(self) -> None:
+        for listener in self._wake_listeners:
+            listener()
+
+    async def enqueue(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        tenant_id: str | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+    ) -> str | None:
+        """Write a job in ``conn``'s transaction; None when the idempotency key already exists."""
+        ids = await self.enqueue_many(
+            conn,
+            [(kind, payload, tenant_id, idempotency_key)],
+            run_at=run_at,
+            max_attempts=max_attempts,
+        )
+        return ids[0]
+
+    async def enqueue_many(
+        self,
+        conn: AsyncConnection,
+        items: Sequence[tuple[str, dict[str, Any], str | None, str | None]],
+        *,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+    ) -> list[str | None]:
+        """Write several jobs ``(kind, payload, tenant_id, idempotency_key)`` at once."""
+        if not items:
+            return []
+        now = utcnow()
+        rows: list[dict[str, Any]] = [
+            {
+                "id": new_id("job"),
+                "kind": kind,
+                "tenant_id": tenant_id,
+                "payload": payload,
+                "status": JobStatus.QUEUED.value,
+                "run_at": run_at or now,
+                "attempts": 0,
+                "max_attempts": max_attempts or self.max_attempts,
+                "idempotency_key": key,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for kind, payload, tenant_id, key in items
+        ]
+        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
+        stmt = insert(jobs).on_conflict_do_nothing().returning(jobs.c.id)
+        if any(row["idempotency_key"] for row in rows):
+            created = set()
+            for row in rows:  # one by one so that each conflict is known
+                result = await conn.execute(stmt, row)
+                if result.scalar_one_or_none() is not None:
+                    created.add(row["id"])
+            ids: list[str | None] = [row["id"] if row["id"] in created else None for row in rows]
+        else:
+            await conn.execute(jobs.insert(), rows)
+            ids = [row["id"] for row in rows]
+        if any(ids):
+            await self._signal(conn)
+        return ids
+
+    async def _signal(self, conn: AsyncConnection) -> None:
+        if conn.info.get(_NOTIFIED):
+            return
+        conn.info[_NOTIFIED] = True
+        if self.db.is_postgres:
+            await conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+
+        def _after() -> None:
+            conn.info.pop(_NOTIFIED, None)
+            self._wake()
+
+        on_commit(conn, _after)
+
+    async def claim(self, worker_id: str, kinds: Iterable[str], limit: int) -> list[Job]:
+        """Lease up to ``limit`` due jobs of ``kinds`` to ``worker_id``."""
+        kinds = list(kinds)
+        if limit <= 0 or not kinds:
+            return []
+        now = utcnow()
+        token = secrets.token_hex(16)
+        due = (
+            select(jobs.c.id)
+            .where(
+                jobs.c.status == JobStatus.QUEUED.value,
+                jobs.c.run_at <= now,
+                jobs.c.kind.in_(kinds),
+            )
+            .order_by(jobs.c.run_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(jobs)
+            .where(jobs.c.id.in_(due.scalar_subquery()))
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempts=jobs.c.attempts + 1,
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+                worker_id=worker_id,
+                updated_at=now,
+            )
+            .returning(*_JOB_COLUMNS)
+        )
+        async with self.db.transaction() as conn:
+            result = await conn.execute(stmt)
+            claimed = [Job.from_row(row) for row in result.mappings()]
+        claimed.sort(key=lambda job: job.run_at)
+        return claimed
+
+    async def renew(self, tokens: Sequence[str]) -> None:
+        """Extend the leases of the claim batches named by ``tokens``."""
+        if not tokens:
+            return
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(jobs)
+                .where(jobs.c.lease_token.in_(tokens), jobs.c.status == JobStatus.RUNNING.value)
+                .values(lease_expires_at=now + timedelta(seconds=self.lease_seconds))
+            )
+
+    def _held(self, job: Job) -> Any:
+        return and_(
+            jobs.c.id == job.id,
+            jobs.c.lease_token == job.lease_token,
+            jobs.c.status == JobStatus.RUNNING.value,
+        )
+
+    async def complete_in(self, conn: AsyncConnection, job: Job) -> None:
+        """Mark ``job`` succeeded inside ``conn``'s transaction; raise LeaseLost if not ours."""
+        now = utcnow()
+        result = await conn.execute(
+            update(jobs)
+            .where(self._held(job))
+            .values(status=JobStatus.SUCCEEDED.value, finished_at=now, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(f"job {job.id} is no longer leased to this worker")
+
+    async def complete_many(self, held: Sequence[Job]) -> int:
+        """Mark several leased jobs succeeded at once; returns how many were still ours."""
+        if not held:
+            return 0
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id.in_([job.id for job in held]),
+                    jobs.c.lease_token.in_({job.lease_token for job in held}),
+                    jobs.c.status == JobStatus.RUNNING.value,
+                )
+                .values(status=JobStatus.SUCCEEDED.value, finished_at=now, updated_at=now)
+            )
+        return int(result.rowcount)
+
+    async def retry_later(self, job: Job, delay: float, error: str) -> JobStatus:
+        """Give the job back for another attempt after ``delay`` seconds, or bury it."""
+        if job.attempts >= job.max_attempts:
+            await self.bury(job, error)
+            return JobStatus.DEAD
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(jobs)
+                .where(self._held(job))
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    run_at=now + timedelta(seconds=max(0.0, delay)),
+                    lease_token=None,
+                    lease_expires_at=None,
+                    worker_id=None,
+                    last_error=error[:_ERROR_LIMIT],
+                    updated_at=now,
+                )
+            )
+        return JobStatus.QUEUED
+
+    async def release(self, held: Sequence[Job]) -> None:
+        """Hand unfinished jobs back untouched (graceful shutdown): the attempt is not counted."""
+        if not held:
+            return
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            for job in held:
+                await conn.execute(
+                    update(jobs)
+                    .where(self._held(job))
+                    .values(
+                        status=JobStatus.QUEUED.value,
+                        attempts=jobs.c.attempts - 1,
+                        lease_token=None,
+                        lease_expires_at=None,
+                        worker_id=None,
+                        updated_at=now,
+                    )
+                )
+
+    async def bury(self, job: Job, error: str) -> None:
+        """Move the job to the dead state, where an operator can look at it and retry it."""
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(jobs)
+                .where(self._held(job))
+                .values(
+                    status=JobStatus.DEAD.value,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    last_error=error[:_ERROR_LIMIT],
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+
+    async def reap_expired(self) -> int:
+        """Requeue (or bury, when out of attempts) jobs whose worker stopped renewing its lease."""
+        now = utcnow()
+        expired = and_(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now)
+        async with self.db.transaction() as conn:
+            dead = await conn.execute(
+                update(jobs)
+                .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
+                .values(
+                    status=JobStatus.DEAD.value,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    last_error="lease expired on the last attempt (worker died or hung)",
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            requeued = await conn.execute(
+                update(jobs)
+                .where(expired)
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    run_at=now,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    worker_id=None,
+                    last_error="lease expired (worker died or hung)",
+                    updated_at=now,
+                )
+            )
+            if requeued.rowcount:
+                await self._signal(conn)
+        return int(dead.rowcount) + int(requeued.rowcount)
+
+    async def purge_finished(self, older_than: timedelta) -> int:
+        cutoff = utcnow() - older_than
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                delete(jobs).where(
+                    jobs.c.status == JobStatus.SUCCEEDED.value, jobs.c.finished_at < cutoff
+                )
+            )
+        return int(result.rowcount)
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        async with self.db.transaction() as conn:
+            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).mappings().first()
+        return dict(row) if row else None
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        tenant_id: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        query = select(jobs).order_by(jobs.c.id).limit(limit)
+        if status:
+            query = query.where(jobs.c.status == status)
+        if kind:
+            query = query.where(jobs.c.kind == kind)
+        if tenant_id:
+            query = query.where(jobs.c.tenant_id == tenant_id)
+        if after:
+            query = query.where(jobs.c.id > after)
+        async with self.db.transaction() as conn:
+            return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+    async def retry_dead(self, job_id: str) -> bool:
+        """Give a dead job a fresh set of attempts; False when it is not dead."""
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == JobStatus.DEAD.value)
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    attempts=0,
+                    run_at=now,
+                    finished_at=None,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount:
+                await self._signal(conn)
+        return bool(result.rowcount)
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts by kind and status and the age of the oldest due job (lag), for metrics."""
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            counts = await conn.execute(
+                select(jobs.c.kind, jobs.c.status, func.count()).group_by(
+                    jobs.c.kind, jobs.c.status
+                )
+            )
+            oldest = await conn.execute(
+                select(func.min(jobs.c.run_at)).where(
+                    jobs.c.status == JobStatus.QUEUED.value, jobs.c.run_at <= now
+                )
+            )
+            oldest_due = oldest.scalar_one_or_none()
+        lag = 0.0
+        if oldest_due is not None:
+            if oldest_due.tzinfo is None:  # func.min bypasses the column type on SQLite
+                oldest_due = datetime.fromisoformat(str(oldest_due)).replace(tzinfo=now.tzinfo)
+            lag = max(0.0, (now - oldest_due).total_seconds())
+        return {
+            "counts": [(kind, status, int(n)) for kind, status, n in counts.all()],
+            "lag_seconds": lag,
+        }

@@ -1,0 +1,287 @@
+"""The worker: claims due jobs, runs their handlers concurrently, renews leases, reaps the dead.
+
+A handler is ``async def handler(job, ctx) -> None``. Returning completes the job; raising
+``RetryJob`` reschedules it; ``PermanentJobError`` buries it; any other exception is retried
+with exponential backoff until the job's attempts are spent. A handler whose work is a database
+change should make it inside ``ctx.transaction()``: the job is marked done in that same
+transaction, so the change commits exactly once even if the worker dies and the job reruns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interlink.queue.jobs import NOTIFY_CHANNEL, Job, JobQueue, LeaseLost
+from interlink.store.database import StoreUnavailable
+from interlink.store.notify import listen
+from interlink.store.types import utcnow
+
+if TYPE_CHECKING:
+    from interlink.observability.metrics import Metrics
+
+__all__ = ["JobContext", "JobHandler", "PermanentJobError", "RetryJob", "Worker"]
+
+log = structlog.get_logger("interlink.worker")
+
+
+class RetryJob(Exception):
+    """Ask for another attempt after ``delay`` seconds (counts as a failed attempt)."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class PermanentJobError(Exception):
+    """The job can never succeed; bury it without further attempts."""
+
+
+class JobContext:
+    """What a handler gets beside its job: the queue and a completing transaction."""
+
+    def __init__(self, job: Job, queue: JobQueue) -> None:
+        self.job = job
+        self.queue = queue
+        self.completed = False
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that also marks the job done; raises LeaseLost if the lease is gone."""
+        async with self.queue.db.transaction() as conn:
+            yield conn
+            await self.queue.complete_in(conn, self.job)
+        self.completed = True
+
+
+JobHandler = Callable[[Job, JobContext], Awaitable[None]]
+
+
+def backoff_delay(attempt: int, *, base: float = 1.0, cap: float = 3600.0) -> float:
+    """Full-jitter exponential backoff for a job's ``attempt``-th failure."""
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+class Worker:
+    """Runs jobs of the kinds it has handlers for until ``stop`` is set."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        handlers: Mapping[str, JobHandler],
+        *,
+        concurrency: int = 32,
+        poll_seconds: float = 1.0,
+        shutdown_grace: float = 10.0,
+        metrics: Metrics | None = None,
+        worker_id: str | None = None,
+        listen_url: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.handlers = dict(handlers)
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.shutdown_grace = shutdown_grace
+        self.metrics = metrics
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.listen_url = listen_url
+        self._wake = asyncio.Event()
+        self._inflight: dict[asyncio.Task[None], Job] = {}
+        self._done: list[Job] = []
+        queue.add_wake_listener(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish or release what is in flight."""
+        if not self.handlers:
+            await stop.wait()
+            return
+        helpers = [
+            asyncio.create_task(self._renew_leases(stop), name="lease-renewal"),
+            asyncio.create_task(self._reap(stop), name="reaper"),
+        ]
+        if self.listen_url:
+            helpers.append(asyncio.create_task(self._listen(stop), name="listen"))
+        stop_wait = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                await self._flush_done()
+                free = self.concurrency - len(self._inflight)
+                claimed: list[Job] = []
+                if free > 0:
+                    self._wake.clear()
+                    try:
+                        claimed = await self.queue.claim(self.worker_id, self.handlers, free)
+                    except StoreUnavailable as error:
+                        log.warning("claim failed", error=str(error))
+                        await asyncio.sleep(self.poll_seconds)
+                        continue
+                    now = utcnow()
+                    for job in claimed:
+                        self._start(job, now)
+                if claimed and len(claimed) == free:
+                    # Full batch: more may be waiting, but let running jobs breathe first.
+                    await asyncio.sleep(0)
+                    if len(self._inflight) >= self.concurrency:
+                        await self._wait_any(stop_wait)
+                    continue
+                if claimed:
+                    continue
+                await self._wait_any(stop_wait, self._wake.wait())
+        finally:
+            await self._shutdown()
+            for task in helpers:
+                task.cancel()
+            stop_wait.cancel()
+            await asyncio.gather(*helpers, stop_wait, return_exceptions=True)
+
+    async def _wait_any(
+        self, stop_wait: asyncio.Task[bool], extra: Awaitable[object] | None = None
+    ) -> None:
+        """Wait for stop, a finished job, ``extra`` or the poll interval, whichever is first."""
+        waiter = asyncio.ensure_future(extra) if extra is not None else None
+        watched: set[asyncio.Future[Any]] = {stop_wait, *self._inflight}
+        if waiter is not None:
+            watched.add(waiter)
+        try:
+            await asyncio.wait(
+                watched, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if waiter is not None:
+                waiter.cancel()
+
+    def _start(self, job: Job, now: object) -> None:
+        if self.metrics:
+            self.metrics.jobs_claimed.labels(job.kind).inc()
+            self.metrics.job_claim_lag.labels(job.kind).observe(
+                max(0.0, (utcnow() - job.run_at).total_seconds())
+            )
+        task = asyncio.create_task(self._execute(job), name=f"job:{job.id}")
+        self._inflight[task] = job
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(task, None)
+        self._wake.set()
+
+    async def _execute(self, job: Job) -> None:
+        handler = self.handlers[job.kind]
+        ctx = JobContext(job, self.queue)
+        started = time.perf_counter()
+        bound = log.bind(job_id=job.id, kind=job.kind, attempt=job.attempts)
+        try:
+            await handler(job, ctx)
+        except asyncio.CancelledError:
+            raise
+        except LeaseLost:
+            bound.warning("lease lost; another worker owns the job now")
+            return
+        except PermanentJobError as error:
+            bound.error("job failed permanently", error=str(error))
+            await self._guard(self.queue.bury(job, f"permanent: {error}"))
+            self._count("dead", job)
+            return
+        except RetryJob as error:
+            await self._fail(job, bound, str(error), error.delay)
+            return
+        except Exception as error:
+            await self._fail(
+                job, bound, f"{type(error).__name__}: {error}", backoff_delay(job.attempts)
+            )
+            return
+        finally:
+            if self.metrics:
+                self.metrics.job_duration.labels(job.kind).observe(time.perf_counter() - started)
+        if not ctx.completed:
+            self._done.append(job)
+            if len(self._done) >= 64:
+                await self._flush_done()
+        self._count("succeeded", job)
+
+    async def _fail(
+        self, job: Job, bound: structlog.typing.FilteringBoundLogger, error: str, delay: float
+    ) -> None:
+        self._count("failed", job)
+        status = await self._guard(self.queue.retry_later(job, delay, error))
+        if status == "dead":
+            self._count("dead", job)
+            bound.error("job exhausted its attempts", error=error)
+        else:
+            bound.warning("job attempt failed", error=error, retry_in=round(delay, 3))
+
+    async def _guard(self, operation: Awaitable[object]) -> object:
+        # A store outage while recording an outcome leaves the lease to expire: the job reruns.
+        try:
+            return await operation
+        except StoreUnavailable as error:
+            log.warning("could not record job outcome", error=str(error))
+            return None
+
+    def _count(self, outcome: str, job: Job) -> None:
+        if not self.metrics:
+            return
+        counter = {
+            "succeeded": self.metrics.jobs_succeeded,
+            "failed": self.metrics.jobs_failed,
+            "dead": self.metrics.jobs_dead,
+        }[outcome]
+        counter.labels(job.kind).inc()
+
+    async def _flush_done(self) -> None:
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        try:
+            await self.queue.complete_many(done)
+        except StoreUnavailable as error:
+            log.warning("could not mark jobs done; they will rerun", error=str(error))
+
+    async def _renew_leases(self, stop: asyncio.Event) -> None:
+        interval = self.queue.lease_seconds / 3
+        while not stop.is_set():
+            await asyncio.sleep(interval)
+            tokens = sorted({job.lease_token for job in self._inflight.values() if job.lease_token})
+            try:
+                await self.queue.renew(tokens)
+            except StoreUnavailable as error:
+                log.warning("lease renewal failed", error=str(error))
+
+    async def _reap(self, stop: asyncio.Event) -> None:
+        interval = max(1.0, min(10.0, self.queue.lease_seconds / 2))
+        while not stop.is_set():
+            try:
+                reaped = await self.queue.reap_expired()
+                if reaped:
+                    log.info("requeued jobs whose lease expired", count=reaped)
+            except StoreUnavailable as error:
+                log.warning("reaper failed", error=str(error))
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        assert self.listen_url is not None
+        await listen(self.listen_url, NOTIFY_CHANNEL, self.wake, stop, retry=self.poll_seconds)
+
+    async def _shutdown(self) -> None:
+        if self._inflight:
+            log.info("finishing jobs in flight", count=len(self._inflight))
+            _, pending = await asyncio.wait(
+                set(self._inflight), timeout=self.shutdown_grace or None
+            )
+            unfinished = [self._inflight[task] for task in pending if task in self._inflight]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._guard(self.queue.release(unfinished))
+        await self._flush_done()

@@ -1,0 +1,151 @@
+"""The runtime: everything a process of Interlink holds, built once from the settings.
+
+Routes, workers and the CLI all reach services through one ``Runtime``; nothing lives in
+module-level state, so tests can build as many runtimes as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+from interlink.capabilities import load_capabilities
+from interlink.capability import Capability, EncryptedColumn
+from interlink.events.outbox import Outbox
+from interlink.events.relay import EventRelay, EventSubscriber
+from interlink.observability.metrics import Metrics
+from interlink.observability.tracing import configure_tracing
+from interlink.queue.jobs import JobQueue
+from interlink.queue.worker import JobHandler, Worker
+from interlink.settings import Settings
+from interlink.store import migrate
+from interlink.store.database import Database
+from interlink.vault import Vault, load_master_keys
+
+__all__ = ["Runtime"]
+
+log = structlog.get_logger("interlink.runtime")
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        capabilities: Sequence[Capability] | None = None,
+        span_processor: SpanProcessor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+        self.vault = Vault(load_master_keys(settings))
+        self.metrics = Metrics()
+        self.queue = JobQueue(
+            self.db,
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
+        )
+        self.outbox = Outbox(self.db)
+        self.capabilities = list(load_capabilities() if capabilities is None else capabilities)
+        self.tracer_provider: TracerProvider | None = configure_tracing(
+            settings.otlp_endpoint, settings.service_name, processor=span_processor
+        )
+        self.extra_handlers: dict[str, JobHandler] = {}
+        self.extra_subscribers: list[EventSubscriber] = []
+        # Per-capability state (clients, caches) lives here, keyed by capability name.
+        self.state: dict[str, Any] = {}
+
+    @property
+    def listen_url(self) -> str | None:
+        if not self.db.is_postgres:
+            return None
+        _, _, rest = self.settings.database_url.partition("://")
+        return f"postgresql://{rest}"
+
+    @property
+    def encrypted_columns(self) -> list[EncryptedColumn]:
+        return [column for cap in self.capabilities for column in cap.encrypted_columns]
+
+    async def start(self, *, migrate_schema: bool) -> None:
+        if migrate_schema:
+            await migrate.upgrade(self.db)
+        for capability in self.capabilities:
+            if capability.on_start is not None:
+                await capability.on_start(self)
+
+    async def close(self) -> None:
+        for capability in reversed(self.capabilities):
+            if capability.on_stop is not None:
+                with contextlib.suppress(Exception):
+                    await capability.on_stop(self)
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        await self.db.dispose()
+
+    def job_handlers(self) -> Mapping[str, JobHandler]:
+        handlers: dict[str, JobHandler] = {}
+        for capability in self.capabilities:
+            if capability.job_handlers is not None:
+                handlers.update(capability.job_handlers(self))
+        handlers.update(self.extra_handlers)
+        return handlers
+
+    def subscribers(self) -> list[EventSubscriber]:
+        found: list[EventSubscriber] = []
+        for capability in self.capabilities:
+            if capability.event_subscribers is not None:
+                found.extend(capability.event_subscribers(self))
+        return [*found, *self.extra_subscribers]
+
+    def worker(self, concurrency: int | None = None) -> Worker:
+        return Worker(
+            self.queue,
+            self.job_handlers(),
+            concurrency=concurrency or self.settings.worker_concurrency,
+            poll_seconds=self.settings.job_poll_seconds,
+            shutdown_grace=self.settings.shutdown_grace_seconds,
+            metrics=self.metrics,
+            listen_url=self.listen_url,
+        )
+
+    async def run_workers(self, stop: asyncio.Event, concurrency: int | None = None) -> None:
+        """Run the job worker, the event relay and housekeeping until ``stop`` is set."""
+        relay = EventRelay(
+            self.outbox,
+            self.subscribers(),
+            poll_seconds=self.settings.job_poll_seconds,
+            metrics=self.metrics,
+            listen_url=self.listen_url,
+        )
+        tasks = [
+            asyncio.create_task(self.worker(concurrency).run(stop), name="worker"),
+            asyncio.create_task(relay.run(stop), name="relay"),
+            asyncio.create_task(self._housekeeping(stop), name="housekeeping"),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        retention = timedelta(seconds=self.settings.job_retention_seconds)
+        while not stop.is_set():
+            try:
+                purged = await self.queue.purge_finished(retention)
+                if purged:
+                    log.info("purged finished jobs", count=purged)
+            except Exception as error:
+                log.warning("housekeeping failed", error=str(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=3600)

@@ -1,0 +1,114 @@
+"""The engine for SQLite (WAL) or PostgreSQL behind one URL, and transactions with commit hooks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+__all__ = ["Database", "StoreUnavailable", "on_commit", "translate_url"]
+
+_ON_COMMIT = "interlink_on_commit"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or refused the work; the caller should answer 503."""
+
+
+def translate_url(url: str) -> str:
+    """Map the user's ``sqlite:///`` / ``postgresql://`` URL to the async driver we use."""
+    scheme, _, rest = url.partition("://")
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    if base in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}"
+    raise ValueError(f"unsupported database URL scheme {scheme!r}")
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def on_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the transaction ``conn`` is in has committed (not on rollback)."""
+    conn.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
+class Database:
+    """One async engine and the dialect facts the rest of Interlink asks about."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, sqlite_synchronous: str = "normal"):
+        self.url = url
+        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+        if self.dialect == "sqlite":
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # One connection: SQLite serialises writers anyway, and a single connection avoids
+            # lock upgrades between our own connections.
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(translate_url(url), **kwargs)
+        if self.dialect == "sqlite":
+            self._configure_sqlite(sqlite_synchronous)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def _configure_sqlite(self, synchronous: str) -> None:
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # Take transactions into our own hands so that every one is BEGIN IMMEDIATE:
+            # writers queue on the lock (busy_timeout) instead of failing on upgrade.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA temp_store=MEMORY")
+            cursor.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed on success; runs ``on_commit`` hooks after."""
+        try:
+            async with self.engine.connect() as conn:
+                conn.info.pop(_ON_COMMIT, None)
+                async with conn.begin():
+                    yield conn
+                hooks = conn.info.pop(_ON_COMMIT, [])
+        except (exc.OperationalError, exc.InterfaceError, OSError, TimeoutError) as error:
+            raise StoreUnavailable(f"the store is unavailable: {type(error).__name__}") from error
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise StoreUnavailable("the store connection was lost") from error
+            raise
+        for hook in hooks:
+            hook()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,58 @@
+"""Alembic migrations for the core and every capability, run on an async engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from interlink.store.database import Database
+
+__all__ = ["alembic_config", "current_heads", "pending", "upgrade"]
+
+_HERE = Path(__file__).parent / "migrations"
+
+
+def alembic_config(extra_locations: list[Path] | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_HERE))
+    locations = [_HERE / "versions", *(extra_locations or [])]
+    config.set_main_option("version_locations", " ".join(str(p) for p in locations))
+    config.set_main_option("path_separator", "space")
+    return config
+
+
+def _capability_locations() -> list[Path]:
+    from interlink.capabilities import load_capabilities
+
+    return [cap.migrations for cap in load_capabilities() if cap.migrations is not None]
+
+
+async def upgrade(db: Database, target: str = "heads") -> None:
+    """Apply every migration of the core and the installed capabilities."""
+    config = alembic_config(_capability_locations())
+
+    def _run(sync_conn: Any) -> None:
+        config.attributes["connection"] = sync_conn
+        command.upgrade(config, target)
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_run)
+
+
+async def current_heads(db: Database) -> set[str]:
+    def _heads(sync_conn: Any) -> set[str]:
+        return set(MigrationContext.configure(sync_conn).get_current_heads())
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(_heads)
+
+
+async def pending(db: Database) -> bool:
+    """True when the database is behind the code's migrations."""
+    script = ScriptDirectory.from_config(alembic_config(_capability_locations()))
+    return set(script.get_heads()) != await current_heads(db)
