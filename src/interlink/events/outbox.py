@@ -95,8 +95,10 @@ class Outbox:
             if self.db.is_postgres:
                 await conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
 
+            info = conn.info
+
             def _after() -> None:
-                conn.info.pop(_NOTIFIED, None)
+                info.pop(_NOTIFIED, None)
                 for listener in self._wake_listeners:
                     listener()
 

@@ -174,8 +174,10 @@ class JobQueue:
         if self.db.is_postgres:
             await conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
 
+        info = conn.info
+
         def _after() -> None:
-            conn.info.pop(_NOTIFIED, None)
+            info.pop(_NOTIFIED, None)
             self._wake()
 
         on_commit(conn, _after)

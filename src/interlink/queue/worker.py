@@ -97,6 +97,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], Job] = {}
         self._done: list[Job] = []
+        self._low_water = max(1, concurrency // 4)
         queue.add_wake_listener(self.wake)
 
     def wake(self) -> None:
@@ -118,27 +119,22 @@ class Worker:
             while not stop.is_set():
                 await self._flush_done()
                 free = self.concurrency - len(self._inflight)
-                claimed: list[Job] = []
-                if free > 0:
-                    self._wake.clear()
-                    try:
-                        claimed = await self.queue.claim(self.worker_id, self.handlers, free)
-                    except StoreUnavailable as error:
-                        log.warning("claim failed", error=str(error))
-                        await asyncio.sleep(self.poll_seconds)
-                        continue
-                    now = utcnow()
-                    for job in claimed:
-                        self._start(job, now)
-                if claimed and len(claimed) == free:
-                    # Full batch: more may be waiting, but let running jobs breathe first.
-                    await asyncio.sleep(0)
-                    if len(self._inflight) >= self.concurrency:
-                        await self._wait_any(stop_wait)
+                # Claim in batches: one claim query per few finished jobs, not per job.
+                if free < self._low_water and self._inflight:
+                    await self._wait_any(stop_wait)
                     continue
-                if claimed:
+                self._wake.clear()
+                try:
+                    claimed = await self.queue.claim(self.worker_id, self.handlers, free)
+                except StoreUnavailable as error:
+                    log.warning("claim failed", error=str(error))
+                    await self._wait_any(stop_wait)
                     continue
-                await self._wait_any(stop_wait, self._wake.wait())
+                for job in claimed:
+                    self._start(job)
+                if len(claimed) < free:
+                    # Nothing more is due: sleep until new work, a finished job or the poll.
+                    await self._wait_any(stop_wait, self._wake.wait())
         finally:
             await self._shutdown()
             for task in helpers:
@@ -162,7 +158,7 @@ class Worker:
             if waiter is not None:
                 waiter.cancel()
 
-    def _start(self, job: Job, now: object) -> None:
+    def _start(self, job: Job) -> None:
         if self.metrics:
             self.metrics.jobs_claimed.labels(job.kind).inc()
             self.metrics.job_claim_lag.labels(job.kind).observe(
@@ -174,7 +170,6 @@ class Worker:
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
-        self._wake.set()
 
     async def _execute(self, job: Job) -> None:
         handler = self.handlers[job.kind]

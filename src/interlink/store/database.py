@@ -55,7 +55,7 @@ class Database:
             # lock upgrades between our own connections.
             kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(translate_url(url), **kwargs)
         if self.dialect == "sqlite":
             self._configure_sqlite(sqlite_synchronous)

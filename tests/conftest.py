@@ -1,0 +1,149 @@
+"""Shared fixtures: real SQLite and PostgreSQL stores, runtimes and an API client.
+
+Tests that need a local service (PostgreSQL, Redis, RabbitMQ, NATS, Mosquitto) call
+``require_service``: in CI (``CI=true``) a missing service fails the test loudly; elsewhere the
+test is skipped with the reason printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from interlink.api.app import create_app
+from interlink.runtime import Runtime
+from interlink.settings import Settings
+
+PG_HOST = os.environ.get("INTERLINK_TEST_PG_HOST", "127.0.0.1")
+PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:5432/test"
+ADMIN_TOKEN = "ila_test-admin-token-for-the-suite-0123456789"
+MASTER_KEY = base64.b64encode(b"k" * 32).decode()
+
+SERVICES = {
+    "postgres": ("PostgreSQL", PG_HOST, 5432),
+    "redis": ("Redis", "127.0.0.1", 6379),
+    "rabbitmq": ("RabbitMQ", "127.0.0.1", 5672),
+    "nats": ("NATS", "127.0.0.1", 4222),
+    "mqtt": ("Mosquitto", "127.0.0.1", 1883),
+}
+
+
+def require_service(key: str) -> None:
+    name, host, port = SERVICES[key]
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as error:
+        message = f"{name} is not reachable at {host}:{port} ({error})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; CI must have it running", pytrace=False)
+    print(f"SKIP: {message}")
+    pytest.skip(message)
+
+
+def _in_thread(coro: Any) -> Any:
+    """Run a coroutine to completion on its own loop (fixtures here are synchronous)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _admin_sql(sql: str) -> None:
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+@contextlib.contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    require_service("postgres")
+    name = f"il_test_{uuid.uuid4().hex[:12]}"
+    _in_thread(_admin_sql(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://postgres@{PG_HOST}:5432/{name}"
+    finally:
+        _in_thread(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path}/interlink.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """Each test using this runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/interlink.db"
+        return
+    with fresh_pg_database() as url:
+        yield url
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "admin_token": ADMIN_TOKEN,
+        "master_key": MASTER_KEY,
+        "job_poll_seconds": 0.05,
+        "log_format": "json",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings_factory() -> Callable[..., Settings]:
+    return make_settings
+
+
+@pytest.fixture
+async def runtime(db_url: str) -> AsyncIterator[Runtime]:
+    rt = Runtime(make_settings(db_url), capabilities=[])
+    await rt.start(migrate_schema=True)
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+@contextlib.asynccontextmanager
+async def api_client(
+    runtime: Runtime, *, run_workers: bool = False, token: str | None = ADMIN_TOKEN
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client wired to a live app (lifespan included) for ``runtime``."""
+    app = create_app(runtime, run_workers=run_workers, migrate=True)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://interlink.test", headers=headers
+        ) as client:
+            yield client
+
+
+@pytest.fixture
+def free_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    yield port
