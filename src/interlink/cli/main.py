@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -83,6 +84,20 @@ def version() -> None:
     typer.echo(f"interlink {__version__}")
 
 
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves, so a taken port is one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise CLIError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+    sock.set_inheritable(True)
+    return sock
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
@@ -127,13 +142,12 @@ def serve(
             server_header=False,
         )
         server = uvicorn.Server(config)
+        listener = _listen_socket(settings.host, settings.port)
         typer.echo(
             f"Interlink {__version__} on http://{settings.host}:{settings.port}, "
             f"store: {runtime.db.dialect}"
         )
-        await server.serve()
-        if not server.started:
-            raise CLIError(f"could not listen on {settings.host}:{settings.port}")
+        await server.serve(sockets=[listener])
 
     asyncio.run(main())
 

@@ -40,6 +40,12 @@ def on_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
     conn.info.setdefault(_ON_COMMIT, []).append(callback)
 
 
+def _describe(error: BaseException) -> str:
+    cause = error.orig if isinstance(error, exc.DBAPIError) and error.orig else error
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return text[:200]
+
+
 class Database:
     """One async engine and the dialect facts the rest of Interlink asks about."""
 
@@ -87,20 +93,26 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction, committed on success; runs ``on_commit`` hooks after."""
+        async with self.connection() as conn:
+            conn.info.pop(_ON_COMMIT, None)
+            async with conn.begin():
+                yield conn
+            hooks = conn.info.pop(_ON_COMMIT, [])
+        for hook in hooks:
+            hook()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose driver failures surface as ``StoreUnavailable``."""
         try:
             async with self.engine.connect() as conn:
-                conn.info.pop(_ON_COMMIT, None)
-                async with conn.begin():
-                    yield conn
-                hooks = conn.info.pop(_ON_COMMIT, [])
+                yield conn
         except (exc.OperationalError, exc.InterfaceError, OSError, TimeoutError) as error:
-            raise StoreUnavailable(f"the store is unavailable: {type(error).__name__}") from error
+            raise StoreUnavailable(f"the store is unavailable: {_describe(error)}") from error
         except exc.DBAPIError as error:
             if error.connection_invalidated:
                 raise StoreUnavailable("the store connection was lost") from error
             raise
-        for hook in hooks:
-            hook()
 
     async def ping(self) -> bool:
         try:

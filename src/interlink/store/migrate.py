@@ -40,7 +40,7 @@ async def upgrade(db: Database, target: str = "heads") -> None:
         config.attributes["connection"] = sync_conn
         command.upgrade(config, target)
 
-    async with db.engine.begin() as conn:
+    async with db.connection() as conn, conn.begin():
         await conn.run_sync(_run)
 
 
@@ -48,11 +48,14 @@ async def current_heads(db: Database) -> set[str]:
     def _heads(sync_conn: Any) -> set[str]:
         return set(MigrationContext.configure(sync_conn).get_current_heads())
 
-    async with db.engine.connect() as conn:
+    async with db.connection() as conn:
         return await conn.run_sync(_heads)
 
 
 async def pending(db: Database) -> bool:
     """True when the database is behind the code's migrations."""
     script = ScriptDirectory.from_config(alembic_config(_capability_locations()))
-    return set(script.get_heads()) != await current_heads(db)
+    current = await current_heads(db)
+    # A branch that depends on another records only its own head, so compare by ancestry.
+    applied = {rev.revision for rev in script.iterate_revisions(tuple(current), "base")}
+    return any(head not in applied for head in script.get_heads())
