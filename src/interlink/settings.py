@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
@@ -78,7 +78,12 @@ class Settings(BaseSettings):
     oidc_tenant_claim: str = "tenant_id"
     oidc_leeway_seconds: int = Field(default=30, ge=0, le=600)
 
-    otlp_endpoint: str | None = None
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "otlp_endpoint", "INTERLINK_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
     service_name: str = "interlink"
 
     @field_validator("master_key", "egress_allow", "broker_url", mode="before")

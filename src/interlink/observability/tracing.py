@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from opentelemetry import trace
@@ -20,10 +19,8 @@ def configure_tracing(
 ) -> TracerProvider | None:
     """Install a tracer provider exporting over OTLP/HTTP, or the given processor (tests).
 
-    ``endpoint`` falls back to the standard ``OTEL_EXPORTER_OTLP_ENDPOINT``. Without either,
-    tracing stays the no-op default and costs nothing.
+    Without an endpoint, tracing stays the no-op default and costs nothing.
     """
-    endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if endpoint is None and processor is None:
         return None
     provider = TracerProvider(
