@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import signal
-import statistics
 import subprocess
 import tempfile
 import time

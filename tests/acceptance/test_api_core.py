@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import ADMIN_TOKEN, api_client
 
 from interlink.api.app import create_app
 from interlink.runtime import Runtime
-from tests.conftest import ADMIN_TOKEN, api_client
 
 
 async def _tenant_with_key(client: httpx.AsyncClient, name: str) -> tuple[str, str]:
@@ -31,7 +31,9 @@ def _is_problem(response: httpx.Response, status: int, slug: str) -> dict[str, A
 
 async def test_tenant_and_key_lifecycle(runtime: Runtime) -> None:
     async with api_client(runtime) as admin:
-        created = await admin.post("/v1/tenants", json={"name": "Acme", "metadata": {"plan": "pro"}})
+        created = await admin.post(
+            "/v1/tenants", json={"name": "Acme", "metadata": {"plan": "pro"}}
+        )
         assert created.status_code == 201
         tenant = created.json()
         assert tenant["id"].startswith("ten_")
@@ -67,7 +69,9 @@ async def test_admin_scoped_keys(runtime: Runtime) -> None:
 
 async def test_pagination_walks_every_tenant_once(runtime: Runtime) -> None:
     async with api_client(runtime) as admin:
-        made = {(await admin.post("/v1/tenants", json={"name": f"t{n}"})).json()["id"] for n in range(7)}
+        made = {
+            (await admin.post("/v1/tenants", json={"name": f"t{n}"})).json()["id"] for n in range(7)
+        }
         seen: list[str] = []
         cursor = None
         while True:
@@ -110,7 +114,9 @@ async def test_another_tenants_resources_answer_404_on_every_route(runtime: Runt
 
 async def test_errors_are_problem_json_with_precise_fields(runtime: Runtime) -> None:
     async with api_client(runtime) as admin:
-        body = _is_problem(await admin.post("/v1/tenants", json={"name": ""}), 422, "validation-error")
+        body = _is_problem(
+            await admin.post("/v1/tenants", json={"name": ""}), 422, "validation-error"
+        )
         assert body["errors"][0]["field"] == "body.name"
         body = _is_problem(
             await admin.post("/v1/tenants", json={"name": "a\x00b"}), 422, "validation-error"
@@ -161,7 +167,10 @@ async def test_health_readiness_and_metrics(runtime: Runtime) -> None:
         async with runtime.db.transaction() as conn:
             await runtime.queue.enqueue(conn, "metrics.test", {})
         text = (await client.get("/metrics")).text
-        assert 'interlink_http_requests_total{method="GET",route="/v1/tenants/{tenant_id}",status="401"} 1.0' in text
+        assert (
+            'interlink_http_requests_total{method="GET",route="/v1/tenants/{tenant_id}",status="401"} 1.0'
+            in text
+        )
         assert 'interlink_queue_jobs{kind="metrics.test",status="queued"} 1.0' in text
         assert "interlink_http_request_duration_seconds_bucket" in text
         assert "interlink_queue_lag_seconds" in text
@@ -195,7 +204,11 @@ async def test_store_outage_answers_503(runtime: Runtime, token: str) -> None:
     async with api_client(runtime, token=token) as admin:
         await runtime.db.engine.dispose()
         original = runtime.db.engine.url
-        broken = original.set(database="/nonexistent/dir/x.db") if runtime.db.dialect == "sqlite" else original.set(port=1)
+        broken = (
+            original.set(database="/nonexistent/dir/x.db")
+            if runtime.db.dialect == "sqlite"
+            else original.set(port=1)
+        )
         from sqlalchemy.ext.asyncio import create_async_engine
 
         runtime.db.engine = create_async_engine(broken)

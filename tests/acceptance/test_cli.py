@@ -9,11 +9,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from tests.serving import InterlinkProcess
 
 
-def _run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "interlink", *args],
         cwd=cwd,
@@ -50,12 +51,23 @@ def test_bootstrap_without_the_api(tmp_path: Path) -> None:
     [
         (("tenants", "create", "x"), {"INTERLINK_PORT": "abc"}, "interlink: INTERLINK_PORT:"),
         (("api-keys", "create"), {}, "interlink: give exactly one of --tenant ID or --admin"),
-        (("api-keys", "create", "--tenant", "ten_nope"), {}, "interlink: tenant ten_nope does not exist"),
-        (("jobs", "retry", "job_nope"), {}, "interlink: job job_nope does not exist or is not dead"),
+        (
+            ("api-keys", "create", "--tenant", "ten_nope"),
+            {},
+            "interlink: tenant ten_nope does not exist",
+        ),
+        (
+            ("jobs", "retry", "job_nope"),
+            {},
+            "interlink: job job_nope does not exist or is not dead",
+        ),
         (("tenants", "create", " "), {}, "interlink: a tenant name is 1 to 200 characters"),
         (
             ("tenants", "list"),
-            {"INTERLINK_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none", "INTERLINK_MASTER_KEY": "a2V5" * 11},
+            {
+                "INTERLINK_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+                "INTERLINK_MASTER_KEY": "a2V5" * 11,
+            },
             "interlink: INTERLINK_MASTER_KEY: key #1 is not base64 of 32 bytes",
         ),
     ],
@@ -78,7 +90,10 @@ def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
         tmp_path,
         "tenants",
         "list",
-        env={"INTERLINK_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none", "INTERLINK_MASTER_KEY": key},
+        env={
+            "INTERLINK_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+            "INTERLINK_MASTER_KEY": key,
+        },
     )
     assert result.returncode == 1
     assert result.stderr.startswith("interlink: the store is unavailable")
@@ -136,10 +151,16 @@ def test_serve_on_a_taken_port_is_one_line(tmp_path: Path) -> None:
 def test_postgres_needs_migrate_first(tmp_path: Path, pg_url: str) -> None:
     import base64
 
-    env = {"INTERLINK_DATABASE_URL": pg_url, "INTERLINK_MASTER_KEY": base64.b64encode(b"m" * 32).decode()}
+    env = {
+        "INTERLINK_DATABASE_URL": pg_url,
+        "INTERLINK_MASTER_KEY": base64.b64encode(b"m" * 32).decode(),
+    }
     before = _run(tmp_path, "tenants", "list", env=env)
     assert before.returncode == 1
-    assert before.stderr.strip() == "interlink: the database schema is not up to date: run `interlink migrate`"
+    assert (
+        before.stderr.strip()
+        == "interlink: the database schema is not up to date: run `interlink migrate`"
+    )
     migrated = _run(tmp_path, "migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
     assert migrated.stdout.startswith("database is at ")

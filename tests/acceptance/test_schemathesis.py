@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-
 from tests.conftest import ADMIN_TOKEN, fresh_pg_database
 from tests.serving import InterlinkProcess
 
@@ -16,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def api_schema(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[object]:
     workdir: Path = tmp_path_factory.mktemp(f"schemathesis-{request.param}")
     if request.param == "sqlite":
         with InterlinkProcess(workdir) as server:

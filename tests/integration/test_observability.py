@@ -9,10 +9,10 @@ import sys
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.conftest import ADMIN_TOKEN, api_client, make_settings
 
 from interlink.observability.logging import configure_logging, redact
 from interlink.runtime import Runtime
-from tests.conftest import ADMIN_TOKEN, api_client, make_settings
 
 
 async def test_requests_are_traced_with_the_route_template(sqlite_url: str) -> None:
@@ -55,7 +55,9 @@ async def test_secrets_never_appear_in_logs_or_answers(
         logging.getLogger("interlink.test").warning("calling with Bearer %s", key)
         import structlog
 
-        structlog.get_logger("interlink.test").info("careless", api_key=key, note=f"token {ADMIN_TOKEN}")
+        structlog.get_logger("interlink.test").info(
+            "careless", api_key=key, note=f"token {ADMIN_TOKEN}"
+        )
     finally:
         await runtime.close()
         configure_logging("json", "info")

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from tests.conftest import api_client, make_settings
 
 from interlink.runtime import Runtime
-from tests.conftest import api_client, make_settings
 
 ISSUER = "https://issuer.example"
 AUDIENCE = "interlink-api"
@@ -28,7 +28,9 @@ async def jwks_server() -> AsyncIterator[tuple[str, RSAKey, dict[str, int]]]:
         return web.json_response({"keys": [key.as_dict(private=False)]})
 
     async def discovery(request: web.Request) -> web.Response:
-        return web.json_response({"issuer": ISSUER, "jwks_uri": str(request.url.with_path("/jwks"))})
+        return web.json_response(
+            {"issuer": ISSUER, "jwks_uri": str(request.url.with_path("/jwks"))}
+        )
 
     app = web.Application()
     app.router.add_get("/jwks", jwks)
@@ -81,7 +83,12 @@ async def test_oidc_tokens_grant_admin_or_one_tenant(
             (_token(key, scope="interlink:admin", iss="https://evil.example"), "issuer"),
             (_token(key, scope="interlink:admin", exp=int(time.time()) - 3600), "expired"),
             (_token(key, scope="openid"), "neither the admin role nor a tenant"),
-            (_token(RSAKey.generate_key(2048, parameters={"kid": "k1"}), scope="interlink:admin"), "not valid"),
+            (
+                _token(
+                    RSAKey.generate_key(2048, parameters={"kid": "k1"}), scope="interlink:admin"
+                ),
+                "not valid",
+            ),
         ]:
             async with api_client(runtime, token=bad) as client:
                 response = await client.get("/v1/tenants")

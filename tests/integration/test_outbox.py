@@ -26,7 +26,12 @@ async def test_relay_hands_events_on_in_order_and_once(runtime: Runtime) -> None
     async with runtime.db.transaction() as conn:
         for n in range(5):
             await runtime.outbox.emit(
-                conn, "record.updated", {"n": n}, tenant_id="ten_1", component="sync", subject="rec_1"
+                conn,
+                "record.updated",
+                {"n": n},
+                tenant_id="ten_1",
+                component="sync",
+                subject="rec_1",
             )
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
@@ -45,8 +50,12 @@ async def test_relay_hands_events_on_in_order_and_once(runtime: Runtime) -> None
 async def test_envelope_is_valid_cloudevents(runtime: Runtime) -> None:
     async with runtime.db.transaction() as conn:
         await runtime.outbox.emit(
-            conn, "webhook.received", {"provider": "stripe"}, tenant_id="ten_1",
-            component="webhooks", subject="src_1",
+            conn,
+            "webhook.received",
+            {"provider": "stripe"},
+            tenant_id="ten_1",
+            component="webhooks",
+            subject="src_1",
         )
     (envelope,) = await runtime.outbox.list(tenant_id="ten_1")
     import orjson

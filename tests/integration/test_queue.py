@@ -8,7 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from interlink.queue import Job, JobContext, JobQueue, LeaseLost, PermanentJobError, RetryJob, Worker
+from interlink.queue import (
+    Job,
+    JobContext,
+    JobQueue,
+    LeaseLost,
+    PermanentJobError,
+    RetryJob,
+    Worker,
+)
 from interlink.runtime import Runtime
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
@@ -81,9 +89,7 @@ async def test_expired_lease_is_claimed_again(runtime: Runtime) -> None:
     await _enqueue(queue)
     (job,) = await queue.claim("dead-worker", ["test.noop"], 1)
     async with runtime.db.transaction() as conn:
-        await conn.execute(
-            update(jobs).values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
+        await conn.execute(update(jobs).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     assert await queue.reap_expired() == 1
     (again,) = await queue.claim("w2", ["test.noop"], 1)
     assert again.id == job.id

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from tests.conftest import MASTER_KEY
 
 from interlink.queue import JobQueue
 from interlink.store import migrate
 from interlink.store.database import Database
-from tests.conftest import MASTER_KEY
 
 pytestmark = pytest.mark.slow
 JOBS = 10_000
@@ -44,7 +44,9 @@ async def test_sigkill_of_a_worker_loses_nothing_and_repeats_nothing(pg_url: str
     db = Database(pg_url)
     await migrate.upgrade(db)
     async with db.transaction() as conn:
-        await conn.execute(text("CREATE TABLE job_effects (job_id text NOT NULL, pid int NOT NULL)"))
+        await conn.execute(
+            text("CREATE TABLE job_effects (job_id text NOT NULL, pid int NOT NULL)")
+        )
     queue = JobQueue(db)
     items = [("test.effect", {"n": n}, None, f"effect-{n}") for n in range(JOBS)]
     async with db.transaction() as conn:
@@ -57,7 +59,10 @@ async def test_sigkill_of_a_worker_loses_nothing_and_repeats_nothing(pg_url: str
     victim, survivor = _start_worker(pg_url), _start_worker(pg_url)
     try:
         async with asyncio.timeout(240):
-            while await _count(db, f"SELECT count(*) FROM job_effects WHERE pid = {victim.pid}") < 1000:
+            while (
+                await _count(db, f"SELECT count(*) FROM job_effects WHERE pid = {victim.pid}")
+                < 1000
+            ):
                 assert victim.poll() is None, "the worker died on its own"
                 await asyncio.sleep(0.05)
             victim.send_signal(signal.SIGKILL)

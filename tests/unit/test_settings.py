@@ -28,9 +28,17 @@ def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("INTERLINK_PORT", "eighty", "INTERLINK_PORT:"),
         ("INTERLINK_PORT", "70000", "INTERLINK_PORT: Input should be less than or equal to 65535"),
-        ("INTERLINK_EGRESS_ALLOW", "10.0.0.0/8,nope", "INTERLINK_EGRESS_ALLOW: 'nope' is not a CIDR"),
+        (
+            "INTERLINK_EGRESS_ALLOW",
+            "10.0.0.0/8,nope",
+            "INTERLINK_EGRESS_ALLOW: 'nope' is not a CIDR",
+        ),
         ("INTERLINK_DATABASE_URL", "mysql://x", "INTERLINK_DATABASE_URL: must start with"),
-        ("INTERLINK_RETRY_SCHEDULE", "5s,soon", "INTERLINK_RETRY_SCHEDULE: 'soon' is not a duration"),
+        (
+            "INTERLINK_RETRY_SCHEDULE",
+            "5s,soon",
+            "INTERLINK_RETRY_SCHEDULE: 'soon' is not a duration",
+        ),
         ("INTERLINK_LOG_FORMAT", "xml", "INTERLINK_LOG_FORMAT:"),
         ("INTERLINK_PUBLIC_URL", "example.com", "INTERLINK_PUBLIC_URL: must be an http"),
     ],
@@ -75,7 +83,8 @@ def test_missing_or_broken_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("250ms", 0.25), ("5s", 5), ("5m", 300), ("2h", 7200), ("1d", 86400), ("7", 7)]
+    ("text", "seconds"),
+    [("250ms", 0.25), ("5s", 5), ("5m", 300), ("2h", 7200), ("1d", 86400), ("7", 7)],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds

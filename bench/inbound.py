@@ -1,0 +1,426 @@
+"""Inbound webhooks benchmark: verified + durably stored webhooks/s and ack latency.
+
+One command starts everything on 127.0.0.1 and prints, in one run:
+
+(a) the limit: a bare ASGI endpoint answering 200, on the same uvicorn settings as
+    ``interlink serve``;
+(b) Interlink (``interlink serve``, workers on) embedded on SQLite and on PostgreSQL (a fresh
+    database on 127.0.0.1:5432), Stripe-signed requests verified and stored;
+(c) what users write instead: a FastAPI route that verifies with ``stripe.Webhook`` and commits
+    one row per request to PostgreSQL with SQLAlchemy.
+
+Load comes from a second process (an aiohttp client): closed-loop for throughput, then open-loop
+at a fixed rate for latency (measured from the scheduled send time, so queueing counts).
+
+    python bench/inbound.py [--seconds 5] [--rate 1000] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+SECRET = "whsec_bench_secret"
+ADMIN = "ila_bench-admin-token-0123456789abcdef"
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _uvicorn(app: Any, port: int) -> None:
+    import uvicorn
+
+    # The settings `interlink serve` uses.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+def serve_bare(port: int) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"ok":true}'})
+
+    _uvicorn(app, port)
+
+
+def serve_naive(port: int, database_url: str) -> None:
+    import stripe
+    from fastapi import FastAPI, HTTPException, Request
+    from sqlalchemy import Column, LargeBinary, MetaData, String, Table
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(
+        database_url.replace("postgresql://", "postgresql+asyncpg://"),
+        pool_size=10,
+        max_overflow=10,
+    )
+    metadata = MetaData()
+    table = Table(
+        "webhooks",
+        metadata,
+        Column("id", String(100), primary_key=True),
+        Column("type", String(100)),
+        Column("body", LargeBinary),
+    )
+    app = FastAPI()
+
+    @app.on_event("startup")
+    async def create() -> None:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    @app.post("/webhooks/stripe")
+    async def receive(request: Request) -> dict[str, str]:
+        body = await request.body()
+        try:
+            event = stripe.Webhook.construct_event(
+                body, request.headers.get("stripe-signature", ""), SECRET
+            )
+        except (ValueError, stripe.SignatureVerificationError) as error:
+            raise HTTPException(400, str(error)) from error
+        async with engine.begin() as conn:
+            await conn.execute(table.insert().values(id=event["id"], type=event["type"], body=body))
+        return {"status": "ok"}
+
+    _uvicorn(app, port)
+
+
+# --- load generator (runs in its own process) -------------------------------------------------
+
+
+def _signed_pool(count: int) -> list[tuple[bytes, dict[str, str]]]:
+    from interlink.webhooks.inbound import senders
+
+    return [tuple(senders.sign_stripe(SECRET)[::-1]) for _ in range(count)]  # type: ignore[misc]
+
+
+async def _closed_loop(url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    import aiohttp
+
+    pool = _signed_pool(40_000)
+    index = 0
+    ok = errors = 0
+    deadline = 0.0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal index, ok, errors
+        while time.perf_counter() < deadline:
+            body, headers = pool[index % len(pool)]
+            index += 1
+            try:
+                async with session.post(url, data=body, headers=headers) as answer:
+                    await answer.read()
+                    if answer.status == 200:
+                        ok += 1
+                    else:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        deadline = time.perf_counter() + 1.0  # warm-up
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        ok = errors = 0
+        started = time.perf_counter()
+        deadline = started + seconds
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"per_second": ok / elapsed, "errors": errors}
+
+
+async def _open_loop(url: str, seconds: float, rate: float) -> dict[str, Any]:
+    import aiohttp
+
+    total = int(seconds * rate)
+    pool = _signed_pool(total + 10)
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(session: aiohttp.ClientSession, n: int, scheduled: float) -> None:
+        nonlocal errors
+        body, headers = pool[n]
+        try:
+            async with session.post(url, data=body, headers=headers) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    errors += 1
+                    return
+        except aiohttp.ClientError:
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - scheduled)
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        tasks = []
+        start = time.perf_counter() + 0.2
+        for n in range(total):
+            scheduled = start + n / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, n, scheduled)))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+            if latencies
+            else float("nan")
+        )
+
+    return {"p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": errors}
+
+
+def load(url: str, seconds: float, rate: float, concurrency: int) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    throughput = asyncio.run(_closed_loop(url, seconds, concurrency))
+    latency = asyncio.run(_open_loop(url, seconds, rate))
+    print(json.dumps({**throughput, **latency}))
+
+
+# --- orchestration ------------------------------------------------------------------------------
+
+
+def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _api(base: str, path: str, body: Any) -> Any:
+    import urllib.request
+
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def _measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            url,
+            "--seconds",
+            str(args.seconds),
+            "--rate",
+            str(args.rate),
+            "--concurrency",
+            str(args.concurrency),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _interlink(database_url: str, workdir: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    env = {
+        "INTERLINK_DATABASE_URL": database_url,
+        "INTERLINK_ADMIN_TOKEN": ADMIN,
+        "INTERLINK_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "INTERLINK_PORT": str(port),
+        "INTERLINK_LOG_LEVEL": "warning",
+        "INTERLINK_LOG_FORMAT": "json",
+    }
+    if database_url.startswith("postgresql"):
+        subprocess.run(
+            [sys.executable, "-m", "interlink", "migrate"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            cwd=workdir,
+        )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "interlink", "serve"],
+        env={**os.environ, **env},
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    _wait(base + "/healthz")
+    tenant = _api(base, "/v1/tenants", {"name": "bench"})["id"]
+    source = _api(
+        base,
+        f"/v1/tenants/{tenant}/sources",
+        {
+            "provider": "stripe",
+            "secret": SECRET,
+            "rate_limit": {"per_second": 1_000_000},
+        },
+    )
+    return process, f"{base}/in/{source['id']}"
+
+
+def _create_database() -> str:
+    import asyncpg
+
+    name = f"il_bench_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(f"{PG}/postgres")
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return name
+
+
+def _drop_database(name: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(f"{PG}/postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def main(args: argparse.Namespace) -> None:
+    results: dict[str, dict[str, Any]] = {}
+    workdir = tempfile.mkdtemp(prefix="il-bench-")
+    databases = [_create_database(), _create_database()]
+    runs: list[tuple[str, Any]] = [
+        ("a  bare ASGI (limit)", lambda: _bare()),
+        ("b1 Interlink, SQLite", lambda: _interlink(f"sqlite:///{workdir}/interlink.db", workdir)),
+        ("b2 Interlink, PostgreSQL", lambda: _interlink(f"{PG}/{databases[0]}", workdir)),
+        ("c  FastAPI + commit per request (PG)", lambda: _naive(f"{PG}/{databases[1]}")),
+    ]
+    try:
+        for label, start in runs:
+            process, url = start()
+            try:
+                results[label] = _measure(url, args)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            r = results[label]
+            print(
+                f"{label:<38} {r['per_second']:>9.0f} webhooks/s   p50 {r['p50_ms']:6.2f} ms"
+                f"   p99 {r['p99_ms']:6.2f} ms   errors {r['errors']}",
+                flush=True,
+            )
+    finally:
+        for name in databases:
+            _drop_database(name)
+    a = results["a  bare ASGI (limit)"]["per_second"]
+    c = results["c  FastAPI + commit per request (PG)"]["per_second"]
+    for label in ("b1 Interlink, SQLite", "b2 Interlink, PostgreSQL"):
+        b = results[label]["per_second"]
+        print(
+            f"{label}: b/a = {b / a:.2f} (target >= 0.5)   b/c = {b / c:.2f} (target >= 3)   "
+            f"p99 at {args.rate:g} req/s = {results[label]['p99_ms']:.2f} ms (target <= 10)"
+        )
+
+
+def _bare() -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    process = _spawn([__file__, "--serve-bare", str(port)])
+    _wait(f"http://127.0.0.1:{port}/")
+    return process, f"http://127.0.0.1:{port}/in/bare"
+
+
+def _naive(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    process = _spawn([__file__, "--serve-naive", str(port), database_url])
+    _wait(f"http://127.0.0.1:{port}/openapi.json")
+    return process, f"http://127.0.0.1:{port}/webhooks/stripe"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--serve-bare", type=int)
+    parser.add_argument("--serve-naive", nargs=2)
+    parser.add_argument("--load")
+    parsed = parser.parse_args()
+    if parsed.serve_bare:
+        serve_bare(parsed.serve_bare)
+    elif parsed.serve_naive:
+        serve_naive(int(parsed.serve_naive[0]), parsed.serve_naive[1])
+    elif parsed.load:
+        load(parsed.load, parsed.seconds, parsed.rate, parsed.concurrency)
+    else:
+        main(parsed)
