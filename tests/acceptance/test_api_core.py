@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 import httpx
-import pytest
-from tests.conftest import ADMIN_TOKEN, api_client
+from tests.conftest import api_client
 
 from interlink.api.app import create_app
 from interlink.runtime import Runtime
@@ -199,24 +198,26 @@ async def test_dead_jobs_can_be_listed_and_retried(runtime: Runtime) -> None:
         _is_problem(await admin.post("/v1/jobs/job_nope/retry"), 404, "not-found")
 
 
-@pytest.mark.parametrize("token", [ADMIN_TOKEN])
-async def test_store_outage_answers_503(runtime: Runtime, token: str) -> None:
-    async with api_client(runtime, token=token) as admin:
-        await runtime.db.engine.dispose()
-        original = runtime.db.engine.url
-        broken = (
-            original.set(database="/nonexistent/dir/x.db")
-            if runtime.db.dialect == "sqlite"
-            else original.set(port=1)
-        )
-        from sqlalchemy.ext.asyncio import create_async_engine
+async def test_store_outage_answers_503(pg_url: str) -> None:
+    """PostgreSQL unreachable: 503 with Retry-After, never a 2xx or a 500."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from tests.conftest import make_settings
 
-        runtime.db.engine = create_async_engine(broken)
-        runtime.state.pop("auth_cache", None)
-        response = await admin.post("/v1/tenants", json={"name": "lost"})
-        body = _is_problem(response, 503, "store-unavailable")
-        assert response.headers["retry-after"] == "1"
-        assert "nothing was accepted" in body["detail"]
-        assert (await admin.get("/readyz")).status_code == 503
-        await runtime.db.engine.dispose()
-        runtime.db.engine = create_async_engine(original)
+    runtime = Runtime(make_settings(pg_url), capabilities=[])
+    await runtime.start(migrate_schema=True)
+    try:
+        async with api_client(runtime) as admin:
+            original = runtime.db.engine.url
+            await runtime.db.engine.dispose()
+            runtime.db.engine = create_async_engine(original.set(port=1))
+            runtime.state.pop("auth_cache", None)
+            response = await admin.post("/v1/tenants", json={"name": "lost"})
+            body = _is_problem(response, 503, "store-unavailable")
+            assert response.headers["retry-after"] == "1"
+            assert "nothing was accepted" in body["detail"]
+            assert (await admin.get("/readyz")).status_code == 503
+            await runtime.db.engine.dispose()
+            runtime.db.engine = create_async_engine(original)
+            assert (await admin.post("/v1/tenants", json={"name": "back"})).status_code == 201
+    finally:
+        await runtime.close()
