@@ -1,0 +1,1 @@
+"""The inbound HTTP surface: the ingest route and the management API."""

@@ -1,0 +1,44 @@
+"""Turning a stored raw body back into the payload the worker routes on and emits."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+__all__ = ["decode_payload", "json_safe"]
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` without NUL characters in strings (PostgreSQL's jsonb cannot hold them)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {json_safe(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def decode_payload(provider: str, content_type: str | None, body: bytes) -> Any:
+    """The parsed payload: JSON, a form as a dict (Slack interactivity: its ``payload`` JSON).
+
+    A body that is neither is returned as text (undecodable bytes replaced), so routing and
+    events always have something to work with.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == _FORM:
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if provider == "slack" and "payload" in form:
+            try:
+                return json_safe(orjson.loads(form["payload"]))
+            except orjson.JSONDecodeError:
+                return json_safe(form)
+        return json_safe(form)
+    try:
+        return json_safe(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace").replace("\x00", "")

@@ -1,0 +1,228 @@
+"""Group commit: concurrent ingest requests share one transaction, and each waits for it.
+
+A request hands its row to :meth:`GroupCommitWriter.submit` and awaits the outcome. Writer
+tasks take everything queued at that moment (up to ``max_batch``) and commit it in one
+transaction: accepted rows are inserted with ``ON CONFLICT (source_id, dedupe_key)`` raising the
+original's ``seen_count`` instead, one ``inbound.process`` job is enqueued per newly stored event,
+and rejected rows are inserted with their ``auth.failed`` events. Only after the commit does any
+request learn its outcome, so a 2xx always means stored. If the commit fails every request of
+the batch gets the error (the route answers 503); a batch that fails for another reason than an
+unavailable store is retried row by row, so one bad row cannot refuse its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interlink.events.outbox import Outbox
+from interlink.queue.jobs import JobQueue
+from interlink.store.database import Database, StoreUnavailable
+from interlink.webhooks.inbound.tables import inbound_events
+
+__all__ = ["PROCESS_JOB", "GroupCommitWriter", "PendingRow", "WriteOutcome"]
+
+PROCESS_JOB = "inbound.process"
+log = structlog.get_logger("interlink.inbound.writer")
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What the commit did with a row: ``accepted``, ``duplicate`` (of ``event_id``) or
+    ``rejected`` (stored as such)."""
+
+    event_id: str
+    status: str
+    seen_count: int
+
+
+@dataclass
+class PendingRow:
+    """A row for ``inbound_events`` and, for refused signatures, the ``auth.failed`` data."""
+
+    row: dict[str, Any]
+    auth_failed: dict[str, Any] | None = None
+    future: asyncio.Future[WriteOutcome] = field(default_factory=asyncio.Future)
+
+
+class GroupCommitWriter:
+    """Commits received events in batches shared by concurrent requests.
+
+    Args:
+        db: the store.
+        queue: the job queue (processing jobs are enqueued in the same transaction).
+        outbox: the outbox (``auth.failed`` events).
+        concurrency: batches in flight at once (1 on SQLite, where writers serialise anyway).
+        max_batch: rows per transaction at most.
+        max_pending: rows waiting at most; beyond it requests are refused at once (503).
+        on_batch: called with each committed batch's size (metrics).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        queue: JobQueue,
+        outbox: Outbox,
+        *,
+        concurrency: int = 1,
+        max_batch: int = 256,
+        max_pending: int = 20_000,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._queue = queue
+        self._outbox = outbox
+        self._concurrency = concurrency
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._on_batch = on_batch
+        self._pending: asyncio.Queue[PendingRow] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the writer tasks on the running loop."""
+        self._pending = asyncio.Queue()
+        self._closed = False
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"inbound-writer-{n}")
+            for n in range(self._concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Refuse new rows, commit those already handed in, then stop."""
+        self._closed = True
+        if self._pending is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pending.join(), timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def submit(self, pending: PendingRow) -> WriteOutcome:
+        """Queue ``pending`` for the next batch and wait until it is committed.
+
+        Raises:
+            StoreUnavailable: the batch could not be committed, or the writer is closed or full.
+        """
+        if self._closed or self._pending is None:
+            raise StoreUnavailable("the inbound writer is shutting down")
+        if self._pending.qsize() >= self._max_pending:
+            raise StoreUnavailable("too many webhooks are waiting for the store")
+        self._pending.put_nowait(pending)
+        return await pending.future
+
+    async def _run(self) -> None:
+        assert self._pending is not None
+        pending = self._pending
+        while True:
+            batch = [await pending.get()]
+            while len(batch) < self._max_batch and not pending.empty():
+                batch.append(pending.get_nowait())
+            try:
+                await self._commit_isolating(batch)
+            finally:
+                for _ in batch:
+                    pending.task_done()
+
+    async def _commit_isolating(self, batch: list[PendingRow]) -> None:
+        try:
+            outcomes = await self._commit(batch)
+        except StoreUnavailable as error:
+            self._fail(batch, error)
+            return
+        except Exception as error:
+            if len(batch) == 1:
+                log.error("could not store a received webhook", error=repr(error))
+                self._fail(batch, StoreUnavailable("the webhook could not be stored"))
+                return
+            for item in batch:
+                await self._commit_isolating([item])
+            return
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if not item.future.done():
+                item.future.set_result(outcome)
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+
+    @staticmethod
+    def _fail(batch: Sequence[PendingRow], error: Exception) -> None:
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(error)
+                item.future.exception()  # the request may have gone away; do not warn
+
+    async def _commit(self, batch: list[PendingRow]) -> list[WriteOutcome]:
+        async with self._db.transaction() as conn:
+            return await self._write(conn, batch)
+
+    async def _write(self, conn: AsyncConnection, batch: list[PendingRow]) -> list[WriteOutcome]:
+        outcomes: dict[int, WriteOutcome] = {}
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, item in enumerate(batch):
+            if item.row["status"] == "accepted":
+                groups.setdefault((item.row["source_id"], item.row["dedupe_key"]), []).append(index)
+        if groups:
+            rows = []
+            # A stable order of keys: concurrent batches lock rows in the same order.
+            for key in sorted(groups):
+                first = batch[groups[key][0]].row
+                rows.append({**first, "seen_count": len(groups[key])})
+            stored = await self._upsert(conn, rows)
+            jobs = []
+            for key, indexes in groups.items():
+                proposed = batch[indexes[0]].row
+                event_id, seen = stored[key]
+                new = event_id == proposed["id"]
+                for position, index in enumerate(indexes):
+                    status = "accepted" if new and position == 0 else "duplicate"
+                    outcomes[index] = WriteOutcome(event_id, status, seen)
+                if new:
+                    payload = {"event_id": event_id, "replay": 0}
+                    jobs.append((PROCESS_JOB, payload, proposed["tenant_id"], None))
+            await self._queue.enqueue_many(conn, jobs)
+        rejected = [(i, item) for i, item in enumerate(batch) if item.row["status"] == "rejected"]
+        if rejected:
+            await conn.execute(inbound_events.insert(), [item.row for _, item in rejected])
+            for index, item in rejected:
+                outcomes[index] = WriteOutcome(item.row["id"], "rejected", 1)
+                if item.auth_failed is not None:
+                    await self._outbox.emit(
+                        conn,
+                        "auth.failed",
+                        item.auth_failed,
+                        tenant_id=item.row["tenant_id"],
+                        component="webhooks",
+                        subject=item.row["source_id"],
+                    )
+        return [outcomes[index] for index in range(len(batch))]
+
+    async def _upsert(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], tuple[str, int]]:
+        insert = postgresql.insert if self._db.is_postgres else sqlite.insert
+        statement = insert(inbound_events)
+        upsert = statement.on_conflict_do_update(
+            index_elements=[inbound_events.c.source_id, inbound_events.c.dedupe_key],
+            set_={
+                "seen_count": inbound_events.c.seen_count + statement.excluded.seen_count,
+                "last_seen_at": statement.excluded.last_seen_at,
+            },
+        ).returning(
+            inbound_events.c.id,
+            inbound_events.c.source_id,
+            inbound_events.c.dedupe_key,
+            inbound_events.c.seen_count,
+        )
+        # executemany of one cached statement (SQLAlchemy batches it into multi-row VALUES with
+        # RETURNING); building .values(rows) would compile new SQL for every batch size.
+        result = await conn.execute(upsert, rows)
+        return {(row[1], row[2]): (row[0], int(row[3])) for row in result.all()}

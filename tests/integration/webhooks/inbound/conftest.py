@@ -1,0 +1,82 @@
+"""Fixtures of the inbound-webhook tests: a runtime with the capability, a tenant and sources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import api_client, make_settings
+
+from interlink.runtime import Runtime
+from interlink.webhooks.inbound.capability import capability
+
+PUBLIC_URL = "https://hooks.example.com"
+
+
+def inbound_settings(url: str, **overrides: Any) -> Any:
+    values: dict[str, Any] = {
+        "public_url": PUBLIC_URL,
+        "egress_allow": ["127.0.0.1/32"],
+        "retry_schedule": "50ms,50ms",
+        "job_poll_seconds": 0.05,
+    }
+    values.update(overrides)
+    return make_settings(url, **values)
+
+
+@pytest.fixture
+async def inbound_runtime(db_url: str) -> AsyncIterator[Runtime]:
+    runtime = Runtime(inbound_settings(db_url), capabilities=[capability])
+    return runtime
+
+
+@pytest.fixture
+async def client(inbound_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(inbound_runtime, run_workers=True) as http:
+        yield http
+
+
+@pytest.fixture
+async def tenant(client: httpx.AsyncClient) -> str:
+    response = await client.post("/v1/tenants", json={"name": "Acme"})
+    assert response.status_code == 201, response.text
+    tenant_id: str = response.json()["id"]
+    return tenant_id
+
+
+@pytest.fixture
+def make_source(client: httpx.AsyncClient, tenant: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def create(provider: str, secret: str, **fields: Any) -> dict[str, Any]:
+        response = await client.post(
+            f"/v1/tenants/{tenant}/sources", json={"provider": provider, "secret": secret, **fields}
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    return create
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Poll ``check`` until it holds; fail after ``timeout`` seconds."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def list_events(
+    client: httpx.AsyncClient, tenant: str, source_id: str, **params: Any
+) -> list[dict[str, Any]]:
+    response = await client.get(
+        f"/v1/tenants/{tenant}/sources/{source_id}/events", params={"limit": 200, **params}
+    )
+    assert response.status_code == 200, response.text
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
