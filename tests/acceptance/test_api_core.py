@@ -6,10 +6,10 @@ import re
 from typing import Any
 
 import httpx
-from tests.conftest import api_client
 
 from interlink.api.app import create_app
 from interlink.runtime import Runtime
+from tests.conftest import api_client
 
 
 async def _tenant_with_key(client: httpx.AsyncClient, name: str) -> tuple[str, str]:
@@ -201,6 +201,7 @@ async def test_dead_jobs_can_be_listed_and_retried(runtime: Runtime) -> None:
 async def test_store_outage_answers_503(pg_url: str) -> None:
     """PostgreSQL unreachable: 503 with Retry-After, never a 2xx or a 500."""
     from sqlalchemy.ext.asyncio import create_async_engine
+
     from tests.conftest import make_settings
 
     runtime = Runtime(make_settings(pg_url), capabilities=[])

@@ -59,7 +59,11 @@ def test_fresh_clone_installs_and_serves(tmp_path: Path) -> None:
     run, test = _readme_commands()
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
-        ["bash", "-c", run], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
+        ["bash", "-c", run],
+        cwd=clone,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:

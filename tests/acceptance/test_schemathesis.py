@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+
 from tests.conftest import ADMIN_TOKEN, fresh_pg_database
 from tests.serving import InterlinkProcess
 

@@ -9,10 +9,10 @@ import sys
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from tests.conftest import ADMIN_TOKEN, api_client, make_settings
 
 from interlink.observability.logging import configure_logging, redact
 from interlink.runtime import Runtime
+from tests.conftest import ADMIN_TOKEN, api_client, make_settings
 
 
 async def test_requests_are_traced_with_the_route_template(sqlite_url: str) -> None:

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from tests.conftest import api_client, make_settings
 
 from interlink.runtime import Runtime
+from tests.conftest import api_client, make_settings
 
 ISSUER = "https://issuer.example"
 AUDIENCE = "interlink-api"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from tests.conftest import MASTER_KEY
 
 from interlink.queue import JobQueue
 from interlink.store import migrate
 from interlink.store.database import Database
+from tests.conftest import MASTER_KEY
 
 pytestmark = pytest.mark.slow
 JOBS = 10_000

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import api_client, make_settings
 
 from interlink.runtime import Runtime
 from interlink.webhooks.inbound.capability import capability
+from tests.conftest import api_client, make_settings
 
 PUBLIC_URL = "https://hooks.example.com"
 

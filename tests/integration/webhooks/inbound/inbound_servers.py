@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+
 from tests.conftest import ADMIN_TOKEN, MASTER_KEY
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from tests.integration.webhooks.inbound.inbound_servers import ServeProcess
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from tests.integration.webhooks.inbound.inbound_servers import ServeProcess
 
 from interlink.webhooks.inbound import senders
+from tests.integration.webhooks.inbound.inbound_servers import ServeProcess
 
 SECRET = "whsec_crash"
 BURST = 5000

@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from tests.integration.webhooks.inbound.conftest import eventually, list_events
 
 from interlink.runtime import Runtime
 from interlink.webhooks.inbound import senders
+from tests.integration.webhooks.inbound.conftest import eventually, list_events
 
 MakeSource = Callable[..., Awaitable[dict[str, Any]]]
 SECRET = "whsec_guards"

@@ -14,8 +14,9 @@ import standardwebhooks
 import stripe
 import svix
 from slack_sdk.signature import SignatureVerifier
-from tests.integration.webhooks.inbound.conftest import list_events
 from twilio.request_validator import RequestValidator
+
+from tests.integration.webhooks.inbound.conftest import list_events
 
 MakeSource = Callable[..., Awaitable[dict[str, Any]]]
 WHSEC = "whsec_" + base64.b64encode(b"inbound-route-test-key-32-bytes!").decode()

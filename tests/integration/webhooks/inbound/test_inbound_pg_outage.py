@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from tests.conftest import require_service
-from tests.integration.webhooks.inbound.inbound_servers import ServeProcess, private_postgres
 
 from interlink.webhooks.inbound import senders
+from tests.conftest import require_service
+from tests.integration.webhooks.inbound.inbound_servers import ServeProcess, private_postgres
 
 SECRET = "whsec_outage"
 

@@ -10,11 +10,11 @@ import pytest
 import standardwebhooks
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
-from tests.integration.webhooks.inbound.conftest import eventually, list_events
 
 from interlink.runtime import Runtime
 from interlink.webhooks.inbound import senders
 from interlink.webhooks.inbound.hooks import ReceivedWebhook, register_sync_trigger
+from tests.integration.webhooks.inbound.conftest import eventually, list_events
 
 MakeSource = Callable[..., Awaitable[dict[str, Any]]]
 SECRET = "whsec_processing"
