@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
+    from starlette.types import ASGIApp
 
     from interlink.events.relay import EventSubscriber
-    from interlink.queue.worker import JobHandler
+    from interlink.queue.worker import BatchHandler, JobHandler
     from interlink.runtime import Runtime
 
 __all__ = ["Capability", "EncryptedColumn"]
@@ -35,7 +36,9 @@ class EncryptedColumn:
 class Capability:
     name: str
     routers: Sequence[APIRouter] = ()
-    job_handlers: Callable[[Runtime], Mapping[str, JobHandler]] | None = None
+    # Path prefix → raw ASGI app served ahead of FastAPI (see api.middleware.FastPathMiddleware).
+    asgi_mounts: Mapping[str, ASGIApp] = field(default_factory=dict)
+    job_handlers: Callable[[Runtime], Mapping[str, JobHandler | BatchHandler]] | None = None
     event_subscribers: Callable[[Runtime], Sequence[EventSubscriber]] | None = None
     cli: typer.Typer | None = None
     cli_name: str | None = None

@@ -22,7 +22,7 @@ from interlink.events.relay import EventRelay, EventSubscriber
 from interlink.observability.metrics import Metrics
 from interlink.observability.tracing import configure_tracing
 from interlink.queue.jobs import JobQueue
-from interlink.queue.worker import JobHandler, Worker
+from interlink.queue.worker import BatchHandler, JobHandler, Worker
 from interlink.settings import Settings
 from interlink.store import migrate
 from interlink.store.database import Database
@@ -59,7 +59,7 @@ class Runtime:
         self.tracer_provider: TracerProvider | None = configure_tracing(
             settings.otlp_endpoint, settings.service_name, processor=span_processor
         )
-        self.extra_handlers: dict[str, JobHandler] = {}
+        self.extra_handlers: dict[str, JobHandler | BatchHandler] = {}
         self.extra_subscribers: list[EventSubscriber] = []
         # Per-capability state (clients, caches) lives here, keyed by capability name.
         self.state: dict[str, Any] = {}
@@ -77,7 +77,7 @@ class Runtime:
 
     async def start(self, *, migrate_schema: bool) -> None:
         if migrate_schema:
-            await migrate.upgrade(self.db)
+            await migrate.upgrade(self.db, capabilities=self.capabilities)
         for capability in self.capabilities:
             if capability.on_start is not None:
                 await capability.on_start(self)
@@ -91,8 +91,8 @@ class Runtime:
             self.tracer_provider.shutdown()
         await self.db.dispose()
 
-    def job_handlers(self) -> Mapping[str, JobHandler]:
-        handlers: dict[str, JobHandler] = {}
+    def job_handlers(self) -> Mapping[str, JobHandler | BatchHandler]:
+        handlers: dict[str, JobHandler | BatchHandler] = {}
         for capability in self.capabilities:
             if capability.job_handlers is not None:
                 handlers.update(capability.job_handlers(self))

@@ -222,3 +222,33 @@ async def test_store_outage_answers_503(pg_url: str) -> None:
             assert (await admin.post("/v1/tenants", json={"name": "back"})).status_code == 201
     finally:
         await runtime.close()
+
+
+async def test_capability_fast_paths_are_served_ahead_of_fastapi(sqlite_url: str) -> None:
+    from starlette.types import Receive, Scope, Send
+
+    from interlink.capability import Capability
+    from tests.conftest import make_settings
+
+    seen: list[str] = []
+
+    async def fast(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["app"].state.runtime.db.dialect)
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b"fast"})
+
+    capability = Capability(name="fast", asgi_mounts={"/fast/": fast})
+    runtime = Runtime(make_settings(sqlite_url), capabilities=[capability])
+    await runtime.start(migrate_schema=True)
+    try:
+        async with api_client(runtime, token=None) as client:
+            response = await client.post("/fast/anything", headers={"X-Request-ID": "hot-1"})
+            assert response.status_code == 202
+            assert response.text == "fast"
+            assert response.headers["x-request-id"] == "hot-1"
+            assert (await client.get("/fastish")).status_code == 404
+            metrics = (await client.get("/metrics")).text
+        assert seen == ["sqlite"]
+        assert 'route="/fast/*",status="202"} 1.0' in metrics
+    finally:
+        await runtime.close()

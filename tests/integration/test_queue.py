@@ -210,3 +210,40 @@ async def test_queue_stats_report_depth_and_lag(runtime: Runtime) -> None:
     stats = await runtime.queue.stats()
     assert ("test.noop", "queued", 1) in stats["counts"]
     assert 29 <= stats["lag_seconds"] < 120
+
+
+async def test_batch_handler_commits_a_batch_with_per_job_outcomes(runtime: Runtime) -> None:
+    from interlink.queue import BatchContext, BatchHandler
+
+    queue = runtime.queue
+    batches: list[int] = []
+
+    async def deliver(batch: list[Job], ctx: BatchContext) -> None:
+        batches.append(len(batch))
+        for job in batch:
+            if job.payload["n"] == 3:
+                ctx.retry(job, "receiver said 503", 0.0)
+            elif job.payload["n"] == 4:
+                ctx.bury(job, "endpoint gone")
+        async with ctx.transaction() as conn:
+            for job in ctx.succeeded:
+                await runtime.outbox.emit(
+                    conn, "test.delivered", {"n": job.payload["n"]}, tenant_id=None, component="t"
+                )
+
+    async with runtime.db.transaction() as conn:
+        await queue.enqueue_many(
+            conn, [("test.batch", {"n": n}, None, None) for n in range(10)], max_attempts=2
+        )
+    worker = Worker(queue, {"test.batch": BatchHandler(deliver, max_size=4)}, poll_seconds=0.02)
+
+    async def settled() -> bool:
+        return not await queue.list(status="queued") and not await queue.list(status="running")
+
+    await _run_worker_until(worker, settled)
+    assert max(batches) <= 4
+    delivered = sorted(e["data"]["n"] for e in await runtime.outbox.list(tenant_id=None))
+    assert delivered == [0, 1, 2, 5, 6, 7, 8, 9]
+    dead = {row["last_error"] for row in await queue.list(status="dead")}
+    assert dead == {"receiver said 503", "permanent: endpoint gone"}
+    assert len(await queue.list(status="succeeded")) == 8

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from interlink import __version__
 from interlink.api.errors import install_error_handlers
-from interlink.api.middleware import RequestContextMiddleware
+from interlink.api.middleware import FastPathMiddleware, RequestContextMiddleware
 from interlink.api.routes import health, operations, tenants
 from interlink.observability.tracing import tracer
 from interlink.runtime import Runtime
@@ -54,4 +54,11 @@ def create_app(runtime: Runtime, *, run_workers: bool = True, migrate: bool = Fa
     app.add_middleware(
         RequestContextMiddleware, metrics=runtime.metrics, tracer=tracer(runtime.tracer_provider)
     )
+    mounts = [
+        (prefix, target)
+        for capability in runtime.capabilities
+        for prefix, target in capability.asgi_mounts.items()
+    ]
+    if mounts:  # added last, so it sits outside the request-context middleware
+        app.add_middleware(FastPathMiddleware, mounts=mounts, metrics=runtime.metrics)
     return app

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from interlink.store.database import StoreUnavailable
+from interlink.store.database import StoreRejected, StoreUnavailable
 
 __all__ = ["PROBLEM_BASE", "Problem", "install_error_handlers", "problem_response"]
 
@@ -163,6 +163,14 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
+    async def on_rejected(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreRejected)
+        if exc.conflict:
+            detail = "the request conflicts with an existing resource"
+            return problem_response(409, detail, instance=request.url.path)
+        detail = f"a value in the request cannot be stored: {exc}"
+        return problem_response(422, detail, slug="unstorable-value", instance=request.url.path)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(
@@ -175,4 +183,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StoreUnavailable, on_store)
+    app.add_exception_handler(StoreRejected, on_rejected)
     app.add_exception_handler(Exception, on_unexpected)

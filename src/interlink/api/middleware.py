@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -13,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink.observability.metrics import Metrics
 
-__all__ = ["RequestContextMiddleware"]
+__all__ = ["FastPathMiddleware", "RequestContextMiddleware"]
 
 log = structlog.get_logger("interlink.http")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -78,3 +79,58 @@ class RequestContextMiddleware:
                         duration_ms=round(elapsed * 1000, 2),
                     )
                 structlog.contextvars.clear_contextvars()
+
+
+class FastPathMiddleware:
+    """Serve hot paths (webhook ingestion, the proxy) by raw ASGI apps, ahead of FastAPI.
+
+    A capability lists ``asgi_mounts`` (path prefix → ASGI app). Requests under a prefix skip
+    FastAPI's routing, dependency injection and the request-context middleware; the mounted app
+    answers its own errors as problem+json. This keeps the request id, a metric per prefix and
+    nothing else. ``scope["app"].state.runtime`` reaches the runtime.
+    """
+
+    def __init__(self, app: ASGIApp, *, mounts: Sequence[tuple[str, ASGIApp]], metrics: Metrics):
+        self.app = app
+        self.mounts = tuple(mounts)
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            for prefix, target in self.mounts:
+                if path.startswith(prefix):
+                    await self._serve(prefix, target, scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(
+        self, prefix: str, target: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+                break
+        if not request_id or not _VALID_REQUEST_ID.match(request_id):
+            request_id = secrets.token_hex(12)
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode())
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await target(scope, receive, send_wrapper)
+        finally:
+            route = f"{prefix}*"
+            self.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.http_latency.labels(scope["method"], route).observe(
+                time.perf_counter() - started
+            )

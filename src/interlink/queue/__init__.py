@@ -6,9 +6,19 @@ in-process worker directly. Imports only the store.
 """
 
 from interlink.queue.jobs import Job, JobQueue, JobStatus, LeaseLost
-from interlink.queue.worker import JobContext, JobHandler, PermanentJobError, RetryJob, Worker
+from interlink.queue.worker import (
+    BatchContext,
+    BatchHandler,
+    JobContext,
+    JobHandler,
+    PermanentJobError,
+    RetryJob,
+    Worker,
+)
 
 __all__ = [
+    "BatchContext",
+    "BatchHandler",
     "Job",
     "JobContext",
     "JobHandler",

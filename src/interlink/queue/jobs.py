@@ -253,17 +253,23 @@ class JobQueue:
         """Mark several leased jobs succeeded at once; returns how many were still ours."""
         if not held:
             return 0
-        now = utcnow()
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id.in_([job.id for job in held]),
-                    jobs.c.lease_token.in_({job.lease_token for job in held}),
-                    jobs.c.status == JobStatus.RUNNING.value,
-                )
-                .values(status=JobStatus.SUCCEEDED.value, finished_at=now, updated_at=now)
+            return await self.complete_many_in(conn, held)
+
+    async def complete_many_in(self, conn: AsyncConnection, held: Sequence[Job]) -> int:
+        """``complete_many`` inside the caller's transaction."""
+        if not held:
+            return 0
+        now = utcnow()
+        result = await conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.id.in_([job.id for job in held]),
+                jobs.c.lease_token.in_({job.lease_token for job in held}),
+                jobs.c.status == JobStatus.RUNNING.value,
             )
+            .values(status=JobStatus.SUCCEEDED.value, finished_at=now, updated_at=now)
+        )
         return int(result.rowcount)
 
     async def retry_later(self, job: Job, delay: float, error: str) -> JobStatus:

@@ -16,6 +16,7 @@ import random
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -29,7 +30,15 @@ from interlink.store.types import utcnow
 if TYPE_CHECKING:
     from interlink.observability.metrics import Metrics
 
-__all__ = ["JobContext", "JobHandler", "PermanentJobError", "RetryJob", "Worker"]
+__all__ = [
+    "BatchContext",
+    "BatchHandler",
+    "JobContext",
+    "JobHandler",
+    "PermanentJobError",
+    "RetryJob",
+    "Worker",
+]
 
 log = structlog.get_logger("interlink.worker")
 
@@ -66,6 +75,54 @@ class JobContext:
 JobHandler = Callable[[Job, JobContext], Awaitable[None]]
 
 
+class BatchContext:
+    """What a batch handler gets: its jobs, per-job outcomes, and one completing transaction."""
+
+    def __init__(self, jobs: list[Job], queue: JobQueue) -> None:
+        self.jobs = jobs
+        self.queue = queue
+        self.completed = False
+        self.outcomes: dict[str, tuple[str, float | None]] = {}
+
+    def retry(self, job: Job, reason: str, delay: float) -> None:
+        """This job failed; try it again after ``delay`` seconds (the others are unaffected)."""
+        self.outcomes[job.id] = (reason, delay)
+
+    def bury(self, job: Job, reason: str) -> None:
+        """This job can never succeed."""
+        self.outcomes[job.id] = (reason, None)
+
+    @property
+    def succeeded(self) -> list[Job]:
+        return [job for job in self.jobs if job.id not in self.outcomes]
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that also marks every job without a failed outcome done.
+
+        Record outcomes (``retry``/``bury``) before the block ends. If any of those jobs'
+        leases was lost, the whole transaction rolls back (``LeaseLost``) and the batch reruns.
+        """
+        async with self.queue.db.transaction() as conn:
+            yield conn
+            done = self.succeeded
+            if await self.queue.complete_many_in(conn, done) != len(done):
+                raise LeaseLost("a job of the batch is no longer leased to this worker")
+        self.completed = True
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """Run jobs of one kind together: one call, one transaction, for up to ``max_size`` jobs.
+
+    For hot paths (webhook deliveries, inbound processing) where a transaction per job would
+    cost more than the work itself.
+    """
+
+    handle: Callable[[list[Job], BatchContext], Awaitable[None]]
+    max_size: int = 100
+
+
 def backoff_delay(attempt: int, *, base: float = 1.0, cap: float = 3600.0) -> float:
     """Full-jitter exponential backoff for a job's ``attempt``-th failure."""
     return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
@@ -77,7 +134,7 @@ class Worker:
     def __init__(
         self,
         queue: JobQueue,
-        handlers: Mapping[str, JobHandler],
+        handlers: Mapping[str, JobHandler | BatchHandler],
         *,
         concurrency: int = 32,
         poll_seconds: float = 1.0,
@@ -95,7 +152,8 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.listen_url = listen_url
         self._wake = asyncio.Event()
-        self._inflight: dict[asyncio.Task[None], Job] = {}
+        self._inflight: dict[asyncio.Task[None], list[Job]] = {}
+        self._inflight_jobs = 0
         self._done: list[Job] = []
         self._low_water = max(1, concurrency // 4)
         queue.add_wake_listener(self.wake)
@@ -118,7 +176,7 @@ class Worker:
         try:
             while not stop.is_set():
                 await self._flush_done()
-                free = self.concurrency - len(self._inflight)
+                free = self.concurrency - self._inflight_jobs
                 # Claim in batches: one claim query per few finished jobs, not per job.
                 if free < self._low_water and self._inflight:
                     await self._wait_any(stop_wait)
@@ -130,8 +188,7 @@ class Worker:
                     log.warning("claim failed", error=str(error))
                     await self._wait_any(stop_wait)
                     continue
-                for job in claimed:
-                    self._start(job)
+                self._start_all(claimed)
                 if len(claimed) < free:
                     # Nothing more is due: sleep until new work, a finished job or the poll.
                     await self._wait_any(stop_wait, self._wake.wait())
@@ -158,21 +215,75 @@ class Worker:
             if waiter is not None:
                 waiter.cancel()
 
-    def _start(self, job: Job) -> None:
-        if self.metrics:
-            self.metrics.jobs_claimed.labels(job.kind).inc()
-            self.metrics.job_claim_lag.labels(job.kind).observe(
-                max(0.0, (utcnow() - job.run_at).total_seconds())
-            )
-        task = asyncio.create_task(self._execute(job), name=f"job:{job.id}")
-        self._inflight[task] = job
+    def _start_all(self, claimed: list[Job]) -> None:
+        batches: dict[str, list[Job]] = {}
+        for job in claimed:
+            if self.metrics:
+                self.metrics.jobs_claimed.labels(job.kind).inc()
+                self.metrics.job_claim_lag.labels(job.kind).observe(
+                    max(0.0, (utcnow() - job.run_at).total_seconds())
+                )
+            handler = self.handlers[job.kind]
+            if isinstance(handler, BatchHandler):
+                batch = batches.setdefault(job.kind, [])
+                batch.append(job)
+                if len(batch) >= handler.max_size:
+                    self._track(self._execute_batch(handler, batches.pop(job.kind)), batch)
+            else:
+                self._track(self._execute(job, handler), [job])
+        for kind, batch in batches.items():
+            handler = self.handlers[kind]
+            assert isinstance(handler, BatchHandler)
+            self._track(self._execute_batch(handler, batch), batch)
+
+    def _track(self, work: Awaitable[None], jobs: list[Job]) -> None:
+        task = asyncio.ensure_future(work)
+        self._inflight[task] = jobs
+        self._inflight_jobs += len(jobs)
         task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
-        self._inflight.pop(task, None)
+        jobs = self._inflight.pop(task, None)
+        if jobs is not None:
+            self._inflight_jobs -= len(jobs)
 
-    async def _execute(self, job: Job) -> None:
-        handler = self.handlers[job.kind]
+    async def _execute_batch(self, handler: BatchHandler, jobs: list[Job]) -> None:
+        ctx = BatchContext(jobs, self.queue)
+        kind = jobs[0].kind
+        started = time.perf_counter()
+        bound = log.bind(kind=kind, batch=len(jobs))
+        try:
+            await handler.handle(jobs, ctx)
+        except asyncio.CancelledError:
+            raise
+        except LeaseLost:
+            bound.warning("a lease was lost; the batch will rerun")
+            for job in jobs:
+                await self._guard(self.queue.retry_later(job, 0, "lease lost in batch"))
+            return
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            for job in jobs:
+                await self._fail(job, bound, reason, backoff_delay(job.attempts))
+            return
+        finally:
+            if self.metrics:
+                self.metrics.job_duration.labels(kind).observe(time.perf_counter() - started)
+        for job in jobs:
+            outcome = ctx.outcomes.get(job.id)
+            if outcome is None:
+                if not ctx.completed:
+                    self._done.append(job)
+                self._count("succeeded", job)
+            elif outcome[1] is None:
+                await self._guard(self.queue.bury(job, f"permanent: {outcome[0]}"))
+                self._count("dead", job)
+            else:
+                await self._fail(job, bound, outcome[0], outcome[1])
+        if len(self._done) >= 64:
+            await self._flush_done()
+
+    async def _execute(self, job: Job, handler: JobHandler) -> None:
         ctx = JobContext(job, self.queue)
         started = time.perf_counter()
         bound = log.bind(job_id=job.id, kind=job.kind, attempt=job.attempts)
@@ -247,7 +358,14 @@ class Worker:
         interval = self.queue.lease_seconds / 3
         while not stop.is_set():
             await asyncio.sleep(interval)
-            tokens = sorted({job.lease_token for job in self._inflight.values() if job.lease_token})
+            tokens = sorted(
+                {
+                    job.lease_token
+                    for jobs in self._inflight.values()
+                    for job in jobs
+                    if job.lease_token
+                }
+            )
             try:
                 await self.queue.renew(tokens)
             except StoreUnavailable as error:
@@ -270,11 +388,13 @@ class Worker:
 
     async def _shutdown(self) -> None:
         if self._inflight:
-            log.info("finishing jobs in flight", count=len(self._inflight))
+            log.info("finishing jobs in flight", count=self._inflight_jobs)
             _, pending = await asyncio.wait(
                 set(self._inflight), timeout=self.shutdown_grace or None
             )
-            unfinished = [self._inflight[task] for task in pending if task in self._inflight]
+            unfinished = [
+                job for task in pending if task in self._inflight for job in self._inflight[task]
+            ]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -20,6 +20,18 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or refused the work; the caller should answer 503."""
 
 
+class StoreRejected(Exception):
+    """The database refused a value (out of range, invalid encoding) or a duplicate.
+
+    ``conflict`` is true for a uniqueness or foreign-key violation (409), false for a value the
+    column cannot hold (422). Both are the caller's input, never a server fault.
+    """
+
+    def __init__(self, message: str, *, conflict: bool) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+
+
 def translate_url(url: str) -> str:
     """Map the user's ``sqlite:///`` / ``postgresql://`` URL to the async driver we use."""
     scheme, _, rest = url.partition("://")
@@ -109,6 +121,10 @@ class Database:
                 yield conn
         except (exc.OperationalError, exc.InterfaceError, OSError, TimeoutError) as error:
             raise StoreUnavailable(f"the store is unavailable: {_describe(error)}") from error
+        except exc.IntegrityError as error:
+            raise StoreRejected(_describe(error), conflict=True) from error
+        except exc.DataError as error:
+            raise StoreRejected(_describe(error), conflict=False) from error
         except exc.DBAPIError as error:
             if error.connection_invalidated:
                 raise StoreUnavailable("the store connection was lost") from error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from interlink.capability import Capability
 from interlink.store.database import Database
 
 __all__ = ["alembic_config", "current_heads", "pending", "upgrade"]
@@ -26,15 +28,19 @@ def alembic_config(extra_locations: list[Path] | None = None) -> Config:
     return config
 
 
-def _capability_locations() -> list[Path]:
-    from interlink.capabilities import load_capabilities
+def _capability_locations(capabilities: Sequence[Capability] | None = None) -> list[Path]:
+    if capabilities is None:
+        from interlink.capabilities import load_capabilities
 
-    return [cap.migrations for cap in load_capabilities() if cap.migrations is not None]
+        capabilities = load_capabilities()
+    return [cap.migrations for cap in capabilities if cap.migrations is not None]
 
 
-async def upgrade(db: Database, target: str = "heads") -> None:
-    """Apply every migration of the core and the installed capabilities."""
-    config = alembic_config(_capability_locations())
+async def upgrade(
+    db: Database, target: str = "heads", *, capabilities: Sequence[Capability] | None = None
+) -> None:
+    """Apply every migration of the core and of ``capabilities`` (default: the installed)."""
+    config = alembic_config(_capability_locations(capabilities))
 
     def _run(sync_conn: Any) -> None:
         config.attributes["connection"] = sync_conn
@@ -52,9 +58,9 @@ async def current_heads(db: Database) -> set[str]:
         return await conn.run_sync(_heads)
 
 
-async def pending(db: Database) -> bool:
+async def pending(db: Database, *, capabilities: Sequence[Capability] | None = None) -> bool:
     """True when the database is behind the code's migrations."""
-    script = ScriptDirectory.from_config(alembic_config(_capability_locations()))
+    script = ScriptDirectory.from_config(alembic_config(_capability_locations(capabilities)))
     current = await current_heads(db)
     # A branch that depends on another records only its own head, so compare by ancestry.
     applied = {rev.revision for rev in script.iterate_revisions(tuple(current), "base")}
