@@ -15,6 +15,7 @@ starts answering 429.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import math
 import re
@@ -147,7 +148,62 @@ def _ceiling_after(quota: Quota, rate: float) -> float:
     return 1.0 - rate * quota.reset
 
 
-class LocalTokenBucket:
+class _TokenBuckets(abc.ABC):
+    """What both adapters share: reserve-then-sleep, and folding quota headers into a bucket.
+
+    Subclasses keep the buckets; they only take tokens (`_reserve`) and cap them (`_lower`).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        sleep: Callable[[float], Awaitable[None]],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.limit = Limit(rate, burst)
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+
+    async def acquire(
+        self,
+        key: str,
+        cost: float = 1.0,
+        *,
+        max_wait: float | None = None,
+        limit: Limit | None = None,
+    ) -> float:
+        """See `RateLimiter.acquire`."""
+        granted, wait = await self._reserve(key, cost, limit or self.limit, max_wait)
+        if not granted:
+            raise RateLimited(key, wait)
+        if wait > 0:
+            await self._sleep(wait)
+        return wait
+
+    async def observe_headers(
+        self, key: str, headers: Mapping[str, str], *, limit: Limit | None = None
+    ) -> None:
+        """See `RateLimiter.observe_headers`."""
+        quota = parse_quota(headers, self._wall_clock())
+        if quota is None:
+            return
+        shape = limit or self.limit
+        await self._lower(key, shape, _ceiling_after(quota, shape.rate))
+
+    @abc.abstractmethod
+    async def _reserve(
+        self, key: str, cost: float, shape: Limit, max_wait: float | None
+    ) -> tuple[bool, float]:
+        """Take `cost` tokens unless the wait would exceed `max_wait`: (taken, wait)."""
+
+    @abc.abstractmethod
+    async def _lower(self, key: str, shape: Limit, ceiling: float) -> None:
+        """Cap `key`'s tokens at `ceiling`."""
+
+
+class LocalTokenBucket(_TokenBuckets):
     """In-process token buckets, one per key.
 
     Args:
@@ -170,11 +226,9 @@ class LocalTokenBucket:
         wall_clock: Callable[[], float] = time.time,
         max_keys: int = 10_000,
     ) -> None:
-        self.limit = Limit(rate, burst)
+        super().__init__(rate, burst, sleep=sleep, wall_clock=wall_clock)
         self.max_keys = max_keys
         self._clock = clock
-        self._sleep = sleep
-        self._wall_clock = wall_clock
         self._buckets: dict[str, list[float]] = {}  # key -> [tokens, updated_at]
         self._shapes: dict[str, Limit] = {}
 
@@ -200,35 +254,19 @@ class LocalTokenBucket:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    async def acquire(
-        self,
-        key: str,
-        cost: float = 1.0,
-        *,
-        max_wait: float | None = None,
-        limit: Limit | None = None,
-    ) -> float:
-        """See `RateLimiter.acquire`."""
-        shape = limit or self.limit
+    async def _reserve(
+        self, key: str, cost: float, shape: Limit, max_wait: float | None
+    ) -> tuple[bool, float]:
         bucket = self._refill(key, shape)
         wait = max(0.0, (cost - bucket[0]) / shape.rate)
         if max_wait is not None and wait > max_wait:
-            raise RateLimited(key, wait)
+            return False, wait
         bucket[0] -= cost
-        if wait > 0:
-            await self._sleep(wait)
-        return wait
+        return True, wait
 
-    async def observe_headers(
-        self, key: str, headers: Mapping[str, str], *, limit: Limit | None = None
-    ) -> None:
-        """See `RateLimiter.observe_headers`."""
-        quota = parse_quota(headers, self._wall_clock())
-        if quota is None:
-            return
-        shape = limit or self.limit
+    async def _lower(self, key: str, shape: Limit, ceiling: float) -> None:
         bucket = self._refill(key, shape)
-        bucket[0] = min(bucket[0], _ceiling_after(quota, shape.rate))
+        bucket[0] = min(bucket[0], ceiling)
 
 
 # Both scripts refill from Redis's own clock, so workers on different machines agree.
@@ -282,7 +320,7 @@ return 1
 )
 
 
-class RedisTokenBucket:
+class RedisTokenBucket(_TokenBuckets):
     """Token buckets in Redis, shared by every worker and process using the same keys.
 
     Args:
@@ -304,46 +342,25 @@ class RedisTokenBucket:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.limit = Limit(rate, burst)
+        super().__init__(rate, burst, sleep=sleep, wall_clock=wall_clock)
         self._redis = redis
         self._prefix = prefix
-        self._sleep = sleep
-        self._wall_clock = wall_clock
         self._acquire_script = redis.register_script(_ACQUIRE)
         self._observe_script = redis.register_script(_OBSERVE)
 
-    async def acquire(
-        self,
-        key: str,
-        cost: float = 1.0,
-        *,
-        max_wait: float | None = None,
-        limit: Limit | None = None,
-    ) -> float:
-        """See `RateLimiter.acquire`."""
-        shape = limit or self.limit
+    async def _reserve(
+        self, key: str, cost: float, shape: Limit, max_wait: float | None
+    ) -> tuple[bool, float]:
         granted, wait_text = await self._acquire_script(
             keys=[self._prefix + key],
             args=[repr(shape.rate), repr(shape.burst), repr(cost), repr(_unbounded(max_wait))],
         )
-        wait = float(wait_text)
-        if not int(granted):
-            raise RateLimited(key, wait)
-        if wait > 0:
-            await self._sleep(wait)
-        return wait
+        return bool(int(granted)), float(wait_text)
 
-    async def observe_headers(
-        self, key: str, headers: Mapping[str, str], *, limit: Limit | None = None
-    ) -> None:
-        """See `RateLimiter.observe_headers`."""
-        quota = parse_quota(headers, self._wall_clock())
-        if quota is None:
-            return
-        shape = limit or self.limit
+    async def _lower(self, key: str, shape: Limit, ceiling: float) -> None:
         await self._observe_script(
             keys=[self._prefix + key],
-            args=[repr(shape.rate), repr(shape.burst), repr(_ceiling_after(quota, shape.rate))],
+            args=[repr(shape.rate), repr(shape.burst), repr(ceiling)],
         )
 
 

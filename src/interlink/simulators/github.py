@@ -22,19 +22,16 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
-from interlink.simulators.base import (
-    OAuthError,
-    OAuthRules,
-    ProviderSimulator,
-    RecordGenerator,
-    TokenGrant,
-    TokenStatus,
+from interlink.simulators.app import ProviderSimulator
+from interlink.simulators.http import (
     basic_credentials,
     bearer_token,
     json_response,
     origin_of,
     read_form,
 )
+from interlink.simulators.oauth import OAuthError, OAuthRules, TokenGrant, TokenStatus
+from interlink.simulators.records import RecordGenerator
 
 __all__ = ["REPOSITORY", "SIMULATOR", "GitHubSimulator"]
 
@@ -186,7 +183,7 @@ class GitHubSimulator(ProviderSimulator):
 
     def add_routes(self, app: web.Application) -> None:
         router = app.router
-        router.add_get("/login/oauth/authorize", self._authorize)
+        router.add_get("/login/oauth/authorize", self.authorize)
         router.add_post("/login/oauth/access_token", self._token)
         router.add_delete("/applications/{client_id}/token", self._revoke)
         router.add_get("/user", self._user)
@@ -410,7 +407,7 @@ class GitHubSimulator(ProviderSimulator):
 
     # OAuth
 
-    async def _authorize(self, request: web.Request) -> web.Response:
+    async def authorize(self, request: web.Request) -> web.Response:
         try:
             location = self.oauth.authorize_redirect(request.query)
         except OAuthError as exc:

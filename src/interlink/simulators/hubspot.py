@@ -21,18 +21,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from interlink.simulators.base import (
-    OAuthError,
-    OAuthRules,
-    ProviderSimulator,
-    RecordGenerator,
-    TokenGrant,
-    TokenStatus,
-    bearer_token,
-    json_response,
-    origin_of,
-    read_form,
-)
+from interlink.simulators.app import ProviderSimulator
+from interlink.simulators.http import bearer_token, json_response, origin_of, read_form
+from interlink.simulators.oauth import OAuthError, OAuthRules, TokenGrant, TokenStatus
+from interlink.simulators.records import RecordGenerator
 
 __all__ = ["SIMULATOR", "HubSpotSimulator"]
 
@@ -181,7 +173,7 @@ class HubSpotSimulator(ProviderSimulator):
 
     def add_routes(self, app: web.Application) -> None:
         router = app.router
-        router.add_get("/oauth/authorize", self._authorize)
+        router.add_get("/oauth/authorize", self.authorize)
         router.add_post("/oauth/v1/token", self._token)
         router.add_get("/oauth/v1/access-tokens/{token}", self._token_info)
         router.add_delete("/oauth/v1/refresh-tokens/{token}", self._revoke)
@@ -465,13 +457,6 @@ class HubSpotSimulator(ProviderSimulator):
         return json_response(result)
 
     # OAuth
-
-    async def _authorize(self, request: web.Request) -> web.Response:
-        try:
-            location = self.oauth.authorize_redirect(request.query)
-        except OAuthError as exc:
-            return json_response({"error": exc.error, "error_description": exc.description}, 400)
-        raise web.HTTPFound(location)
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await read_form(request)

@@ -27,19 +27,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from interlink.simulators.base import (
+from interlink.simulators.app import ProviderSimulator
+from interlink.simulators.http import bearer_token, json_response, origin_of, read_form
+from interlink.simulators.oauth import (
     SIM_CLIENT_SECRET,
     OAuthError,
     OAuthRules,
-    ProviderSimulator,
-    RecordGenerator,
     TokenGrant,
     TokenStatus,
-    bearer_token,
-    json_response,
-    origin_of,
-    read_form,
 )
+from interlink.simulators.records import RecordGenerator
 
 __all__ = ["API_VERSION", "SIMULATOR", "SalesforceSimulator"]
 
@@ -303,7 +300,7 @@ class SalesforceSimulator(ProviderSimulator):
 
     def add_routes(self, app: web.Application) -> None:
         router = app.router
-        router.add_get("/services/oauth2/authorize", self._authorize)
+        router.add_get("/services/oauth2/authorize", self.authorize)
         router.add_post("/services/oauth2/token", self._token)
         router.add_post("/services/oauth2/revoke", self._revoke)
         router.add_get("/services/oauth2/revoke", self._revoke)
@@ -542,13 +539,6 @@ class SalesforceSimulator(ProviderSimulator):
         return json_response({"id": record["Id"], "success": True, "errors": []}, status=201)
 
     # OAuth
-
-    async def _authorize(self, request: web.Request) -> web.Response:
-        try:
-            location = self.oauth.authorize_redirect(request.query)
-        except OAuthError as exc:
-            return json_response({"error": exc.error, "error_description": exc.description}, 400)
-        raise web.HTTPFound(location)
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await read_form(request)

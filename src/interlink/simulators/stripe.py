@@ -21,19 +21,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from interlink.simulators.base import (
+from interlink.simulators.app import ProviderSimulator
+from interlink.simulators.http import basic_credentials, bearer_token, json_response, read_form
+from interlink.simulators.oauth import (
     SIM_CLIENT_ID,
     OAuthError,
     OAuthRules,
-    ProviderSimulator,
-    RecordGenerator,
     TokenGrant,
     TokenStatus,
-    basic_credentials,
-    bearer_token,
-    json_response,
-    read_form,
 )
+from interlink.simulators.records import RecordGenerator
 
 __all__ = ["SIMULATOR", "StripeSimulator"]
 
@@ -91,15 +88,7 @@ class _StripeList:
         self.items.append(record)
 
     def get(self, record_id: str) -> Record:
-        position = self.index.get(record_id)
-        if position is None:
-            raise StripeError(
-                404,
-                f"No such {self.object_name}: '{record_id}'",
-                code="resource_missing",
-                param="id",
-            )
-        return self.items[position]
+        return self.items[self._position(record_id, "id", status=404)]
 
     def page(
         self,
@@ -126,11 +115,11 @@ class _StripeList:
             chosen, has_more = positions[start:], start > 0
         return [items[i] for i in reversed(chosen)], has_more
 
-    def _position(self, record_id: str, param: str) -> int:
+    def _position(self, record_id: str, param: str, status: int = 400) -> int:
         position = self.index.get(record_id)
         if position is None:
             raise StripeError(
-                400,
+                status,
                 f"No such {self.object_name}: '{record_id}'",
                 code="resource_missing",
                 param=param,
@@ -138,48 +127,67 @@ class _StripeList:
         return position
 
 
+def _customer(customer_id: str, created: int, invoice_prefix: str, **fields: Any) -> Record:
+    """A Stripe customer object: every field Stripe sends, ``fields`` filled in."""
+    customer: Record = {
+        "id": customer_id,
+        "object": "customer",
+        "address": None,
+        "balance": 0,
+        "created": created,
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": None,
+        "discount": None,
+        "email": None,
+        "invoice_prefix": invoice_prefix,
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": {},
+        "name": None,
+        "next_invoice_sequence": 1,
+        "phone": None,
+        "preferred_locales": [],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
+    }
+    customer.update(fields)
+    return customer
+
+
 def _customers(gen: RecordGenerator, count: int) -> list[Record]:
     records = []
     for created in gen.timestamps(count):
         person = gen.person()
         city, country = gen.place()
+        # The generator's draws stay in this order, so a seed keeps giving the same records.
+        customer_id = gen.ident("cus_", 14)
+        address = {
+            "city": city,
+            "country": country,
+            "line1": f"{gen.rng.randrange(1, 200)} Main Street",
+            "line2": None,
+            "postal_code": f"{gen.rng.randrange(10000, 99999)}",
+            "state": None,
+        }
         records.append(
-            {
-                "id": gen.ident("cus_", 14),
-                "object": "customer",
-                "address": {
-                    "city": city,
-                    "country": country,
-                    "line1": f"{gen.rng.randrange(1, 200)} Main Street",
-                    "line2": None,
-                    "postal_code": f"{gen.rng.randrange(10000, 99999)}",
-                    "state": None,
-                },
-                "balance": 0,
-                "created": created,
-                "currency": "usd",
-                "default_source": None,
-                "delinquent": False,
-                "description": None,
-                "discount": None,
-                "email": person.email,
-                "invoice_prefix": gen.ident("", 8, "0123456789ABCDEF"),
-                "invoice_settings": {
-                    "custom_fields": None,
-                    "default_payment_method": None,
-                    "footer": None,
-                    "rendering_options": None,
-                },
-                "livemode": False,
-                "metadata": {},
-                "name": f"{person.first_name} {person.last_name}",
-                "next_invoice_sequence": 1,
-                "phone": gen.phone(),
-                "preferred_locales": [],
-                "shipping": None,
-                "tax_exempt": "none",
-                "test_clock": None,
-            }
+            _customer(
+                customer_id,
+                created,
+                gen.ident("", 8, "0123456789ABCDEF"),
+                address=address,
+                currency="usd",
+                email=person.email,
+                name=f"{person.first_name} {person.last_name}",
+                phone=gen.phone(),
+            )
         )
     return records
 
@@ -470,7 +478,7 @@ class StripeSimulator(ProviderSimulator):
         router.add_get("/v1/{resource}/{id}", self._retrieve)
         router.add_post("/v1/customers/{id}", self._update_customer)
         router.add_delete("/v1/customers/{id}", self._delete_customer)
-        router.add_get("/oauth/authorize", self._authorize)
+        router.add_get("/oauth/authorize", self.authorize)
         router.add_post("/oauth/token", self._token)
         router.add_post("/oauth/deauthorize", self._deauthorize)
 
@@ -582,35 +590,9 @@ class StripeSimulator(ProviderSimulator):
 
     async def _do_create_customer(self, request: web.Request, form: dict[str, str]) -> web.Response:
         params = _parse_customer_params(form)
-        customer: Record = {
-            "id": self._new_ids.ident("cus_", 14),
-            "object": "customer",
-            "address": None,
-            "balance": 0,
-            "created": int(self.clock()),
-            "currency": None,
-            "default_source": None,
-            "delinquent": False,
-            "description": None,
-            "discount": None,
-            "email": None,
-            "invoice_prefix": self._new_ids.ident("", 8, "0123456789ABCDEF"),
-            "invoice_settings": {
-                "custom_fields": None,
-                "default_payment_method": None,
-                "footer": None,
-                "rendering_options": None,
-            },
-            "livemode": False,
-            "metadata": {},
-            "name": None,
-            "next_invoice_sequence": 1,
-            "phone": None,
-            "preferred_locales": [],
-            "shipping": None,
-            "tax_exempt": "none",
-            "test_clock": None,
-        }
+        customer_id = self._new_ids.ident("cus_", 14)
+        invoice_prefix = self._new_ids.ident("", 8, "0123456789ABCDEF")
+        customer = _customer(customer_id, int(self.clock()), invoice_prefix)
         _apply_customer_params(customer, params)
         self.lists["customers"].add(customer)
         return json_response(customer)
@@ -673,15 +655,6 @@ class StripeSimulator(ProviderSimulator):
         return response
 
     # Stripe Connect OAuth
-
-    async def _authorize(self, request: web.Request) -> web.Response:
-        try:
-            location = self.oauth.authorize_redirect(request.query)
-        except OAuthError as exc:
-            return json_response(
-                {"error": exc.error, "error_description": exc.description}, status=400
-            )
-        raise web.HTTPFound(location)
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await read_form(request)

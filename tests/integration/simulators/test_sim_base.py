@@ -28,12 +28,6 @@ async def sim() -> AsyncIterator[RunningSimulator]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def test_profiles_combine_by_comma() -> None:
     faults = Faults.parse("latency, rate_limit,revoked_refresh")
     assert faults.profiles == ("latency", "rate_limit", "revoked_refresh")

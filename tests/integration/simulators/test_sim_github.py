@@ -12,34 +12,16 @@ import aiohttp
 import pytest
 
 from interlink.simulators import SIM_CLIENT_ID, SIM_CLIENT_SECRET, RunningSimulator, serve_simulator
+from tests.integration.simulators.conftest import FakeClock
 
 ISSUES = "/repos/octocat/Hello-World/issues"
 LINK_RE = re.compile(r'<([^>]+)>; rel="(\w+)"')
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
 async def sim(clock: FakeClock) -> AsyncIterator[RunningSimulator]:
     async with serve_simulator("github", records=64, clock=clock) as running:
         yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

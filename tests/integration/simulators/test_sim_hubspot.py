@@ -9,31 +9,13 @@ import aiohttp
 import pytest
 
 from interlink.simulators import RunningSimulator, serve_simulator
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from tests.integration.simulators.conftest import FakeClock
 
 
 @pytest.fixture
 async def sim(clock: FakeClock) -> AsyncIterator[RunningSimulator]:
     async with serve_simulator("hubspot", records=47, clock=clock) as running:
         yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

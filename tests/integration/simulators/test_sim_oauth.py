@@ -63,12 +63,6 @@ async def sim(provider: str) -> AsyncIterator[RunningSimulator]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def authorize(
     http: aiohttp.ClientSession, sim: RunningSimulator, spec: Spec, **extra: str
 ) -> dict[str, list[str]]:
@@ -96,22 +90,35 @@ async def token_request(
         return resp.status, await resp.json()
 
 
-async def code_flow(
-    http: aiohttp.ClientSession, sim: RunningSimulator, spec: Spec
-) -> dict[str, Any]:
+async def pkce_exchange(
+    http: aiohttp.ClientSession,
+    sim: RunningSimulator,
+    spec: Spec,
+    code_verifier: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Authorize with an S256 challenge, then redeem the code with ``code_verifier``.
+
+    The default verifier is the one the challenge was made from.
+    """
     verifier = secrets.token_urlsafe(48)
     query = await authorize(
         http, sim, spec, code_challenge=pkce_s256(verifier), code_challenge_method="S256"
     )
-    status, body = await token_request(
+    return await token_request(
         http,
         sim,
         spec,
         grant_type="authorization_code",
         code=query["code"][0],
         redirect_uri=REDIRECT_URI,
-        code_verifier=verifier,
+        code_verifier=code_verifier or verifier,
     )
+
+
+async def code_flow(
+    http: aiohttp.ClientSession, sim: RunningSimulator, spec: Spec
+) -> dict[str, Any]:
+    status, body = await pkce_exchange(http, sim, spec)
     assert status == 200, body
     return body
 
@@ -147,19 +154,7 @@ async def test_wrong_code_verifier_is_refused(
     provider: str, sim: RunningSimulator, http: aiohttp.ClientSession
 ) -> None:
     spec = SPECS[provider]
-    verifier = secrets.token_urlsafe(48)
-    query = await authorize(
-        http, sim, spec, code_challenge=pkce_s256(verifier), code_challenge_method="S256"
-    )
-    status, body = await token_request(
-        http,
-        sim,
-        spec,
-        grant_type="authorization_code",
-        code=query["code"][0],
-        redirect_uri=REDIRECT_URI,
-        code_verifier=secrets.token_urlsafe(48),
-    )
+    status, body = await pkce_exchange(http, sim, spec, code_verifier=secrets.token_urlsafe(48))
     assert status == spec.error_status
     assert body["error"] == spec.bad_code_error
     assert "access_token" not in body

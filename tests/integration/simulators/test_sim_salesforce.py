@@ -12,33 +12,15 @@ import aiohttp
 import pytest
 
 from interlink.simulators import SIM_CLIENT_ID, SIM_CLIENT_SECRET, RunningSimulator, serve_simulator
+from tests.integration.simulators.conftest import FakeClock
 
 DATA = "/services/data/v61.0"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
 async def sim(clock: FakeClock) -> AsyncIterator[RunningSimulator]:
     async with serve_simulator("salesforce", records=450, clock=clock) as running:
         yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def client_credentials(http: aiohttp.ClientSession, sim: RunningSimulator) -> dict[str, Any]:

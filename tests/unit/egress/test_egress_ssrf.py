@@ -6,7 +6,6 @@ import socket
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,34 +15,16 @@ from interlink.egress import (
     DNSError,
     GuardedResolver,
     InvalidURL,
+    StaticResolver,
     parse_allow_list,
     parse_ip_literal,
 )
 
 
-class StaticResolver(AbstractResolver):
-    """Answers from a dict: host -> addresses."""
+class ClosingResolver(StaticResolver):
+    """The shipped `StaticResolver`, remembering whether it was closed."""
 
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-        self.closed = False
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if host not in self.answers:
-            raise OSError(f"no such host {host}")
-        return [
-            {
-                "hostname": host,
-                "host": address,
-                "port": port,
-                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
-                "proto": 0,
-                "flags": 0,
-            }
-            for address in self.answers[host]
-        ]
+    closed = False
 
     async def close(self) -> None:
         self.closed = True
@@ -302,7 +283,7 @@ async def test_require_https_admits_http_only_inside_the_allow_list() -> None:
 
 
 async def test_guarded_resolver_refuses_before_returning_addresses() -> None:
-    inner = StaticResolver({"ok.example": ["8.8.8.8"], "evil.example": ["8.8.8.8", "127.0.0.1"]})
+    inner = ClosingResolver({"ok.example": ["8.8.8.8"], "evil.example": ["8.8.8.8", "127.0.0.1"]})
     guarded = GuardedResolver(AddressPolicy(), inner)
 
     assert [r["host"] for r in await guarded.resolve("ok.example", 443)] == ["8.8.8.8"]
