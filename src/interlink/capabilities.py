@@ -8,7 +8,10 @@ from interlink.capability import Capability
 
 __all__ = ["CAPABILITY_MODULES", "load_capabilities"]
 
-CAPABILITY_MODULES: tuple[str, ...] = ("interlink.webhooks.inbound.capability",)
+CAPABILITY_MODULES: tuple[str, ...] = (
+    "interlink.webhooks.inbound.capability",
+    "interlink.connections.capability",
+)
 
 
 def load_capabilities() -> list[Capability]:

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     oidc_tenant_claim: str = "tenant_id"
     oidc_leeway_seconds: int = Field(default=30, ge=0, le=600)
 
+    providers_path: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    provider_overrides: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_url: str | None = None
+    demo: bool = False
+
     otlp_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -86,7 +91,14 @@ class Settings(BaseSettings):
     )
     service_name: str = "interlink"
 
-    @field_validator("master_key", "egress_allow", "broker_url", mode="before")
+    @field_validator(
+        "master_key",
+        "egress_allow",
+        "broker_url",
+        "providers_path",
+        "provider_overrides",
+        mode="before",
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _split_commas(value)
@@ -99,6 +111,22 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not a CIDR such as 127.0.0.0/8") from exc
+        return value
+
+    @field_validator("provider_overrides")
+    @classmethod
+    def _valid_overrides(cls, value: list[str]) -> list[str]:
+        for item in value:
+            name, sep, origin = item.partition("=")
+            if not sep or not name.strip() or not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{item!r} is not provider=http(s)://origin")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
         return value
 
     @field_validator("database_url")
@@ -143,6 +171,11 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def provider_origin_overrides(self) -> dict[str, str]:
+        pairs = [item.partition("=") for item in self.provider_overrides]
+        return {name.strip(): origin.strip() for name, _, origin in pairs}
 
     @property
     def retry_delays(self) -> list[float]:

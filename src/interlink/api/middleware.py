@@ -40,6 +40,10 @@ class RequestContextMiddleware:
         request_id = request_id or secrets.token_hex(12)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+            # Nothing Interlink stores can hold NUL; refuse it before any route sees it.
+            await _refuse_nul(scope, send, request_id)
+            return
         status = 500
         started = time.perf_counter()
         method = scope["method"]
@@ -79,6 +83,20 @@ class RequestContextMiddleware:
                         duration_ms=round(elapsed * 1000, 2),
                     )
                 structlog.contextvars.clear_contextvars()
+
+
+async def _refuse_nul(scope: Scope, send: Send, request_id: str) -> None:
+    from interlink.api.errors import problem_response
+
+    response = problem_response(
+        400, "the URL contains a NUL character", slug="bad-request", instance=scope["path"]
+    )
+    response.headers["x-request-id"] = request_id
+    await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 class FastPathMiddleware:

@@ -21,9 +21,12 @@ def _no_nul(value: str) -> str:
 
 
 def _no_nul_deep(value: Any) -> Any:
-    # PostgreSQL's text and jsonb cannot hold NUL; refuse it up front instead of failing later.
+    # PostgreSQL's text and jsonb cannot hold NUL, and JSON numbers beyond 64 bits do not
+    # survive serialisation; refuse both up front instead of failing later.
     if isinstance(value, str):
         _no_nul(value)
+    elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError("integers must fit in 64 bits")
     elif isinstance(value, dict):
         for key, item in value.items():
             _no_nul_deep(key)

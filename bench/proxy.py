@@ -1,0 +1,247 @@
+"""Proxy benchmark: added latency and throughput of ``/v1/proxy`` against direct aiohttp calls.
+
+One command starts everything on 127.0.0.1 and measures, in one run and against the same
+upstream (a bare aiohttp app answering a small JSON document, as a provider would):
+
+(a) direct: aiohttp calls straight to the upstream;
+(b) proxied: the same calls through ``interlink serve`` (embedded SQLite, workers on), on a
+    ``rest`` connection with an API key, so credentials are injected and the full egress
+    policy (retry, breaker, limiter check, buffered request.completed events) applies.
+
+Latency is measured sequentially (one request at a time, so queueing does not hide the cost);
+throughput closed-loop at ``--concurrency``. The load runs in its own process.
+
+    python bench/proxy.py [--seconds 5] [--concurrency 32] [--requests 2000] [--nodelay-shim]
+
+``--nodelay-shim`` starts ``interlink serve`` through a launcher that sets TCP_NODELAY on the
+listening socket (accepted sockets inherit it on Linux). Without TCP_NODELAY, every answer
+written in more than one piece (a streamed proxy answer, FastAPI's headers-then-body) waits
+for the client's delayed ACK, about 40 ms; the core's ``_listen_socket`` should set it.
+``--uvloop-shim`` also runs it on uvloop (``interlink serve`` runs uvicorn inside
+``asyncio.run``, so uvicorn's own uvloop choice never applies).
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this folder comes first on sys.path, where other benchmarks' modules (such
+# as bench/queue.py) would shadow the standard library.
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
+]
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+ADMIN = "ila_bench-admin-token-0123456789abcdef"
+BODY = json.dumps({"object": "balance", "available": [{"amount": 1234, "currency": "usd"}]})
+
+
+def serve_with_nodelay(use_uvloop: bool) -> None:
+    import interlink.cli.main as cli
+
+    if use_uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+    listen = cli._listen_socket
+
+    def listen_with_nodelay(host: str, port: int) -> socket.socket:
+        sock = listen(host, port)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    cli._listen_socket = listen_with_nodelay
+    sys.argv = ["interlink", "serve"]
+    cli.run()
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def serve_upstream(port: int) -> None:
+    from aiohttp import web
+
+    async def balance(request: web.Request) -> web.Response:
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        return web.Response(text=BODY, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/v1/balance", balance)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+async def _sequential(url: str, headers: dict[str, str], count: int) -> list[float]:
+    import aiohttp
+
+    latencies = []
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for n in range(count + 200):
+            started = time.perf_counter()
+            async with session.get(url) as answer:
+                await answer.read()
+                assert answer.status == 200, answer.status
+            if n >= 200:  # warm-up
+                latencies.append(time.perf_counter() - started)
+    return sorted(latencies)
+
+
+async def _closed_loop(
+    url: str, headers: dict[str, str], seconds: float, concurrency: int
+) -> float:
+    import aiohttp
+
+    ok = 0
+    deadline = 0.0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal ok
+        while time.perf_counter() < deadline:
+            async with session.get(url) as answer:
+                await answer.read()
+                ok += answer.status == 200
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        deadline = time.perf_counter() + 1.0
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        ok = 0
+        started = time.perf_counter()
+        deadline = started + seconds
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return ok / (time.perf_counter() - started)
+
+
+def load(url: str, token: str, seconds: float, concurrency: int, count: int) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies = asyncio.run(_sequential(url, headers, count))
+    rate = asyncio.run(_closed_loop(url, headers, seconds, concurrency))
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    print(json.dumps({"p50_ms": pct(0.5), "p99_ms": pct(0.99), "per_second": rate}))
+
+
+def _measure(url: str, token: str, args: argparse.Namespace) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", url, "--token", token,
+         "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
+         "--requests", str(args.requests)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError as error:
+            if getattr(error, "code", None):
+                return  # an HTTP error answer: the server is up
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def _api(base: str, path: str, body: Any) -> Any:
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def main(args: argparse.Namespace) -> None:
+    upstream_port, interlink_port = _port(), _port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    base = f"http://127.0.0.1:{interlink_port}"
+    workdir = tempfile.mkdtemp(prefix="interlink-bench-proxy-")
+    env = {
+        **os.environ,
+        "INTERLINK_DATABASE_URL": f"sqlite:///{workdir}/interlink.db",
+        "INTERLINK_ADMIN_TOKEN": ADMIN,
+        "INTERLINK_PORT": str(interlink_port),
+        "INTERLINK_EGRESS_ALLOW": "127.0.0.0/8",
+        "INTERLINK_LOG_LEVEL": "warning",
+    }
+    upstream = subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)])
+    command = ["-m", "interlink", "serve"]
+    if args.nodelay_shim or args.uvloop_shim:
+        command = [__file__, "--serve-nodelay", *(["--uvloop-shim"] if args.uvloop_shim else [])]
+    interlink = subprocess.Popen(
+        [sys.executable, *command], env=env, cwd=workdir,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(f"{upstream_url}/v1/balance")
+        _wait(f"{base}/healthz")
+        tenant = _api(base, "/v1/tenants", {"name": "bench"})["id"]
+        key = _api(base, f"/v1/tenants/{tenant}/api-keys", {"name": "bench"})["key"]
+        connection = _api(
+            base,
+            f"/v1/tenants/{tenant}/connections",
+            {"provider": "rest", "auth_type": "api_key", "credentials": {"api_key": "sk_bench"},
+             "config": {"base_url": upstream_url}, "verify": False},
+        )["id"]  # fmt: skip
+        direct = _measure(f"{upstream_url}/v1/balance", "sk_bench", args)
+        proxied = _measure(f"{base}/v1/proxy/{connection}/v1/balance", key, args)
+    finally:
+        for process in (interlink, upstream):
+            process.terminate()
+            process.wait(timeout=20)
+    added_p50 = proxied["p50_ms"] - direct["p50_ms"]
+    added_p99 = proxied["p99_ms"] - direct["p99_ms"]
+    ratio = proxied["per_second"] / direct["per_second"]
+    print(f"{'':18}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>12}")
+    for name, row in (("direct aiohttp", direct), ("through proxy", proxied)):
+        print(f"{name:18}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['per_second']:>12.0f}")
+    print(f"added latency: p50 {added_p50:.3f} ms (target <= 2 ms), p99 {added_p99:.3f} ms")
+    print(f"throughput ratio proxied/direct: {ratio:.2f} (target >= 0.5)")
+    chosen = (("TCP_NODELAY", args.nodelay_shim), ("uvloop", args.uvloop_shim))
+    shims = [name for name, on in chosen if on]
+    print("interlink serve: " + (" + ".join(shims) + " shim" if shims else "as shipped"))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--nodelay-shim", action="store_true")
+    parser.add_argument("--uvloop-shim", action="store_true")
+    parser.add_argument("--serve-nodelay", action="store_true")
+    parser.add_argument("--serve-upstream", type=int)
+    parser.add_argument("--load")
+    parser.add_argument("--token", default="")
+    parsed = parser.parse_args()
+    if parsed.serve_nodelay:
+        serve_with_nodelay(parsed.uvloop_shim)
+    elif parsed.serve_upstream:
+        serve_upstream(parsed.serve_upstream)
+    elif parsed.load:
+        load(parsed.load, parsed.token, parsed.seconds, parsed.concurrency, parsed.requests)
+    else:
+        main(parsed)

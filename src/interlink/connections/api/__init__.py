@@ -1,0 +1,1 @@
+"""The connections HTTP surface: connections, OAuth, OAuth apps, providers, the proxy route."""

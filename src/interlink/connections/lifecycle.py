@@ -1,0 +1,198 @@
+"""Creating connections from static credentials (checked by the health probe first),
+probing them, and deleting them (revoking the token at the provider first)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from interlink.audit import record_action
+from interlink.auth.principal import Principal
+from interlink.connections import apps, service, tokens
+from interlink.connections.catalog import (
+    ApiKeyAuth,
+    BasicAuth,
+    OAuth2Auth,
+    OAuth2ClientCredentialsAuth,
+    TemplateError,
+    UnknownProviderError,
+)
+from interlink.connections.credentials import ConnectionView, auth_mode_of, request_auth, view_of
+from interlink.connections.oauth import FlowError
+from interlink.connections.state import ConnectionsState
+from interlink.egress import CircuitOpen, EgressError, RequestPolicy
+from interlink.ids import new_id
+
+__all__ = ["ProbeResult", "create_connection", "delete_connection", "probe"]
+
+log = structlog.get_logger("interlink.connections")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What the provider's health probe said about a connection."""
+
+    healthy: bool
+    status: int | None
+    detail: str
+
+
+async def probe(state: ConnectionsState, view: ConnectionView) -> ProbeResult | None:
+    """Call the provider's health probe with the connection's credentials (None: no probe)."""
+    spec = view.provider.health_probe
+    if spec is None:
+        return None
+    headers, query = request_auth(view)
+    url = view.base_url + spec.path
+    if query:
+        from urllib.parse import urlencode
+
+        url += "?" + urlencode(query)
+    try:
+        response = await state.egress.request(
+            spec.method, url, headers=headers, policy=RequestPolicy(), max_body=64 * 1024,
+            ssl_context=view.client_certificate,
+        )  # fmt: skip
+    except EgressError as error:
+        return ProbeResult(False, None, f"{error.error_class}: {error}")
+    healthy = response.status == spec.expect_status
+    detail = "ok" if healthy else f"status {response.status}: {response.text()[:200]}"
+    return ProbeResult(healthy, response.status, detail)
+
+
+def _required_fields(mode: Any) -> tuple[str, ...]:
+    if isinstance(mode, ApiKeyAuth):
+        return (mode.field,)
+    if isinstance(mode, BasicAuth):
+        return tuple(f for f in (mode.username_field, mode.password_field) if f)
+    return ("client_id", "client_secret")
+
+
+async def create_connection(
+    state: ConnectionsState,
+    principal: Principal,
+    *,
+    tenant_id: str,
+    provider_name: str,
+    auth_type: str,
+    credentials: Mapping[str, str],
+    config: Mapping[str, Any],
+    name: str | None,
+    metadata: Mapping[str, Any],
+    verify: bool = True,
+) -> dict[str, Any]:
+    """Check the credentials against the provider, then store an active connection.
+
+    Raises:
+        FlowError: 422 for unknown providers, bad config, refused credentials; 502/503 when the
+            provider cannot be reached (nothing is stored then).
+    """
+    try:
+        provider = state.catalog[provider_name]
+        mode = auth_mode_of(provider, auth_type)
+    except UnknownProviderError as error:
+        raise FlowError(422, f"provider: {error}", "unknown-provider") from error
+    except KeyError as error:
+        raise FlowError(422, f"auth_type: {error.args[0]}", "unsupported-auth-type") from error
+    if isinstance(mode, OAuth2Auth):
+        raise FlowError(422, "OAuth2 connections are made with .../connections/oauth/start",
+                        "use-oauth-flow")  # fmt: skip
+    missing = [f for f in _required_fields(mode) if not credentials.get(f)]
+    if missing:
+        raise FlowError(422, f"credentials: missing {', '.join(missing)}", "validation-error")
+    secrets: dict[str, Any] = dict(credentials)
+    connection_id = new_id("con")
+    row = {
+        "id": connection_id, "tenant_id": tenant_id, "provider": provider_name,
+        "auth_type": auth_type, "status": "active", "status_reason": None, "config": dict(config),
+        "credentials": "", "credentials_version": 1, "expires_at": None, "token_lifetime": None,
+    }  # fmt: skip
+    expires_in = None
+    try:
+        if isinstance(mode, OAuth2ClientCredentialsAuth):
+            got = await tokens.client_credentials(
+                state.egress, mode, config, client_id=secrets["client_id"],
+                client_secret=secrets["client_secret"], scopes=list(mode.scopes),
+            )  # fmt: skip
+            secrets["access_token"] = got.access_token
+            expires_in = got.expires_in
+        view = _draft(state, row, secrets)
+        result = await probe(state, view) if verify else None
+    except TemplateError as error:
+        raise FlowError(422, f"config: {error}", "invalid-config") from error
+    except tokens.TokenError as error:
+        raise FlowError(422, f"the provider refused the client credentials: {error}",
+                        "credentials-refused") from error  # fmt: skip
+    except CircuitOpen as error:
+        raise FlowError(503, f"the provider is failing, try later: {error}",
+                        "provider-unavailable") from error  # fmt: skip
+    except EgressError as error:
+        raise FlowError(502, f"the provider could not be reached: {error}",
+                        "provider-unreachable") from error  # fmt: skip
+    if result is not None and not result.healthy:
+        if result.status in (401, 403):
+            raise FlowError(422, f"the provider refused these credentials ({result.detail})",
+                            "credentials-refused")  # fmt: skip
+        slug = "provider-unreachable" if result.status is None else "provider-error"
+        raise FlowError(502, f"the provider's health probe failed: {result.detail}", slug)
+    runtime = state.runtime
+    async with runtime.db.transaction() as conn:
+        stored = await service.insert_connection(
+            conn, runtime.vault, connection_id=connection_id, tenant_id=tenant_id,
+            provider=provider_name, auth_type=auth_type, credentials=secrets, config=config,
+            expires_in=expires_in, name=name, metadata=metadata,
+        )  # fmt: skip
+        await runtime.outbox.emit(
+            conn, "connection.created",
+            {"connection_id": connection_id, "provider": provider_name, "auth_type": auth_type},
+            tenant_id=tenant_id, component="connections", subject=connection_id,
+        )  # fmt: skip
+        await record_action(conn, principal, "connection.created", tenant_id=tenant_id,
+                            target=connection_id, details={"provider": provider_name})  # fmt: skip
+    return stored
+
+
+def _draft(state: ConnectionsState, row: dict[str, Any], secrets: dict[str, Any]) -> ConnectionView:
+    from interlink.connections.credentials import encrypt_credentials
+
+    sealed = {**row, "credentials": encrypt_credentials(state.runtime.vault, row["id"], secrets)}
+    return view_of(sealed, state.catalog, state.runtime.vault)
+
+
+async def delete_connection(
+    state: ConnectionsState, principal: Principal, tenant_id: str, connection_id: str
+) -> bool:
+    """Revoke the token where the provider supports it, then delete; False if not found."""
+    runtime = state.runtime
+    async with runtime.db.transaction() as conn:
+        row = await service.get_connection(conn, connection_id, tenant_id)
+        app = await apps.get_app(conn, tenant_id, row["provider"]) if row else None
+    if row is None:
+        return False
+    revoked = False
+    try:
+        view = view_of(row, state.catalog, runtime.vault)
+        token = view.credentials.get("refresh_token") or view.credentials.get("access_token")
+        if isinstance(view.mode, OAuth2Auth) and token and app is not None:
+            revoked = await tokens.revoke(
+                state.egress, view.mode, view.config, token=str(token),
+                client_id=app["client_id"], client_secret=apps.app_secret(runtime.vault, app),
+            )  # fmt: skip
+    except Exception as error:  # revocation is best effort: the row goes either way
+        log.warning("token revocation failed", connection_id=connection_id, error=str(error))
+    async with runtime.db.transaction() as conn:
+        deleted = await service.delete_connection(conn, tenant_id, connection_id)
+        if deleted:
+            await runtime.outbox.emit(
+                conn, "connection.revoked",
+                {"connection_id": connection_id, "provider": row["provider"],
+                 "revoked_at_provider": revoked},
+                tenant_id=tenant_id, component="connections", subject=connection_id,
+            )  # fmt: skip
+            await record_action(conn, principal, "connection.deleted", tenant_id=tenant_id,
+                                target=connection_id)  # fmt: skip
+    state.forget(connection_id)
+    return deleted

@@ -1,0 +1,173 @@
+"""Pieces of the proxy: header filtering, path templates and Interlink's own error answers."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import orjson
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.types import Receive, Scope, Send
+
+from interlink.api.deps import authenticate
+from interlink.api.errors import PROBLEM_BASE, Problem
+from interlink.auth.principal import Principal
+from interlink.egress import (
+    BlockedDestination,
+    CircuitOpen,
+    EgressError,
+    EgressTimeout,
+    InvalidURL,
+    RateLimited,
+)
+
+if TYPE_CHECKING:
+    from interlink.runtime import Runtime
+
+__all__ = [
+    "MAX_REQUEST_BODY",
+    "ProxyProblem",
+    "authenticate_caller",
+    "forwardable_request_headers",
+    "path_template",
+    "problem_of",
+    "read_body",
+    "response_headers",
+    "send_problem",
+]
+
+# RFC 9110 section 7.6.1 hop-by-hop headers, plus what the proxy sets itself.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+        b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
+    }
+)  # fmt: skip
+_DROPPED_REQUEST = _HOP_BY_HOP | {b"authorization", b"cookie", b"host", b"content-length"}
+# Content-Length stays: the body is relayed byte for byte (still compressed if it was).
+_DROPPED_RESPONSE = {name.decode() for name in _HOP_BY_HOP} | {"set-cookie"}
+MAX_REQUEST_BODY = 10 << 20
+_ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-f-]{16,}|[A-Za-z]+_[A-Za-z0-9]{6,}|[A-Za-z0-9]{15,18})$")
+
+
+class ProxyProblem(Exception):
+    """An error of Interlink itself (not the provider's), answered as problem+json."""
+
+    def __init__(
+        self, status: int, slug: str, detail: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.slug, self.detail, self.retry_after = status, slug, detail, retry_after
+
+
+def forwardable_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The caller's headers minus hop-by-hop ones, its own credentials and Host."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered in _DROPPED_REQUEST or lowered.startswith(b"x-interlink-"):
+            continue
+        headers[name.decode("latin-1")] = value.decode("latin-1")
+    return headers
+
+
+def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """The provider's headers minus hop-by-hop ones and cookies meant for the provider's site."""
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in upstream
+        if name.lower() not in _DROPPED_RESPONSE
+    ]
+
+
+def path_template(path: str) -> str:
+    """``/v1/customers/cus_123abc`` → ``/v1/customers/{id}``: what events and metrics carry."""
+    parts = [("{id}" if _ID_SEGMENT.match(part) else part) for part in path.split("/")]
+    return "/".join(parts)[:300]
+
+
+def problem_of(error: EgressError, provider: str) -> ProxyProblem:
+    """Translate an egress failure into Interlink's problem (provider errors pass untouched)."""
+    if isinstance(error, CircuitOpen):
+        return ProxyProblem(
+            503, "circuit-open",
+            f"{provider} is failing; calls are refused until it recovers ({error})",
+            retry_after=max(1.0, error.retry_after),
+        )  # fmt: skip
+    if isinstance(error, RateLimited):
+        return ProxyProblem(
+            429, "rate-limited",
+            f"the client-side rate limit of {provider} is exhausted ({error})",
+            retry_after=max(1.0, error.retry_after),
+        )  # fmt: skip
+    if isinstance(error, BlockedDestination):
+        return ProxyProblem(502, "blocked-destination", f"refused destination: {error}")
+    if isinstance(error, InvalidURL):
+        return ProxyProblem(422, "invalid-url", f"the proxied URL is invalid: {error}")
+    if isinstance(error, EgressTimeout):
+        return ProxyProblem(504, "provider-timeout", f"{provider} did not answer in time: {error}")
+    return ProxyProblem(502, "provider-unreachable", f"{provider} could not be reached: {error}")
+
+
+async def send_problem(
+    send: Send, problem: ProxyProblem, *, instance: str, request_id: str | None
+) -> None:
+    """Answer with an RFC 9457 problem document."""
+    body = {
+        "type": PROBLEM_BASE + problem.slug,
+        "title": problem.slug.replace("-", " ").capitalize(),
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": instance,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    payload = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if problem.retry_after is not None:
+        headers.append((b"retry-after", str(math.ceil(problem.retry_after)).encode()))
+    if problem.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="interlink"'))
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def authenticate_caller(runtime: Runtime, scope: Scope) -> Principal:
+    """The caller's principal, through the core's cached bearer authentication."""
+    token = ""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer":
+                token = ""
+            break
+    credentials = (
+        HTTPAuthorizationCredentials(scheme="Bearer", credentials=token.strip()) if token else None
+    )
+    try:
+        return await authenticate(runtime, credentials)
+    except Problem as problem:
+        raise ProxyProblem(problem.status, problem.slug, problem.detail) from problem
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body (kept, so that a retry can send it again), or None."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BODY:
+            raise ProxyProblem(413, "payload-too-large", "the request body exceeds 10 MiB")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks) if size else None
