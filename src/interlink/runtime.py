@@ -63,6 +63,7 @@ class Runtime:
         self.extra_subscribers: list[EventSubscriber] = []
         # Per-capability state (clients, caches) lives here, keyed by capability name.
         self.state: dict[str, Any] = {}
+        self._started = False
 
     @property
     def listen_url(self) -> str | None:
@@ -76,6 +77,10 @@ class Runtime:
         return [column for cap in self.capabilities for column in cap.encrypted_columns]
 
     async def start(self, *, migrate_schema: bool) -> None:
+        """Migrate (if asked) and start every capability; a second call does nothing."""
+        if self._started:
+            return
+        self._started = True
         if migrate_schema:
             await migrate.upgrade(self.db, capabilities=self.capabilities)
         for capability in self.capabilities:

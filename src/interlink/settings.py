@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     sqlite_synchronous: Literal["normal", "full"] = "normal"
 
-    worker_concurrency: int = Field(default=32, ge=1, le=10_000)
+    worker_concurrency: int = Field(default=128, ge=1, le=10_000)
     job_lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
     job_poll_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
     job_max_attempts: int = Field(default=10, ge=1, le=1000)

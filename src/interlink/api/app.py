@@ -43,6 +43,8 @@ def create_app(runtime: Runtime, *, run_workers: bool = True, migrate: bool = Fa
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        # Interlink makes its own spans and metrics (api.middleware); FastAPI's would double them.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     install_error_handlers(app)

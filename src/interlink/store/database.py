@@ -71,7 +71,8 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             # One connection: SQLite serialises writers anyway, and a single connection avoids
             # lock upgrades between our own connections.
-            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
+            # transaction() always commits or rolls back, so the pool's reset is a wasted trip.
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30, pool_reset_on_return=None)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(translate_url(url), **kwargs)

@@ -12,6 +12,7 @@ from interlink.webhooks.inbound.api import ingest_route
 from interlink.webhooks.inbound.api import sources as sources_api
 from interlink.webhooks.inbound.cli import cli
 from interlink.webhooks.inbound.forwarding import FORWARD_JOB, forward_handler
+from interlink.webhooks.inbound.ingest import ingest_app
 from interlink.webhooks.inbound.processing import process_handler
 from interlink.webhooks.inbound.state import inbound_state
 from interlink.webhooks.inbound.writer import PROCESS_JOB
@@ -19,7 +20,7 @@ from interlink.webhooks.inbound.writer import PROCESS_JOB
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from interlink.queue.worker import JobHandler
+    from interlink.queue.worker import BatchHandler, JobHandler
     from interlink.runtime import Runtime
 
 __all__ = ["capability"]
@@ -35,7 +36,7 @@ async def _stop(runtime: Runtime) -> None:
     await state.egress.close()
 
 
-def _handlers(runtime: Runtime) -> Mapping[str, JobHandler]:
+def _handlers(runtime: Runtime) -> Mapping[str, JobHandler | BatchHandler]:
     return {PROCESS_JOB: process_handler(runtime), FORWARD_JOB: forward_handler(runtime)}
 
 
@@ -47,6 +48,7 @@ capability = Capability(
         events_api.router,
         destinations_api.router,
     ),
+    asgi_mounts={"/in/": ingest_app},
     job_handlers=_handlers,
     cli=cli,
     cli_name="sources",

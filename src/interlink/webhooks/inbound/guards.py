@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["REDACTED", "RateLimiter", "RejectionSampler", "redact_headers"]
 
@@ -22,6 +23,13 @@ _NOT_SECRET = frozenset({"i-twilio-idempotency-token"})
 _MAX_HEADER_VALUE = 4000
 
 
+@lru_cache(maxsize=4096)
+def _is_secret(name: str) -> bool:
+    return name in _SECRET_HEADERS or (
+        name not in _NOT_SECRET and any(word in name for word in _SECRET_WORDS)
+    )
+
+
 def redact_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """Headers as stored in the log: lower-case names, credentials and signatures redacted."""
     headers: dict[str, str] = {}
@@ -29,11 +37,14 @@ def redact_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
         name = name_bytes.decode("latin-1").lower()
         if name in headers:
             continue
-        secret = name in _SECRET_HEADERS or (
-            name not in _NOT_SECRET and any(word in name for word in _SECRET_WORDS)
-        )
-        value = value_bytes.decode("latin-1").replace("\x00", "")[:_MAX_HEADER_VALUE]
-        headers[name.replace("\x00", "")] = REDACTED if secret else value
+        if _is_secret(name):
+            value = REDACTED
+        else:
+            value = value_bytes.decode("latin-1")
+            if "\x00" in value:
+                value = value.replace("\x00", "")
+            value = value[:_MAX_HEADER_VALUE]
+        headers[name.replace("\x00", "") if "\x00" in name else name] = value
     return headers
 
 

@@ -1,21 +1,37 @@
-"""The ``inbound.process`` job: emit ``webhook.received``, route to destinations, trigger syncs.
+"""The ``inbound.process`` jobs: emit ``webhook.received``, route to destinations, trigger syncs.
 
-Everything the job does is written in the job's completing transaction, so a crash before the
-commit reruns the job and a crash after it never does: the event is processed exactly once per
-receipt (and once per replay, each replay being its own job).
+Jobs are handled in batches (:class:`interlink.queue.BatchHandler`): one transaction reads the
+batch's events with their sources, then their destinations (two queries), emits every event, writes
+the forwards and their jobs, updates the events and marks the jobs done. So the work commits
+exactly once per receipt (and once per replay, each replay being its own job), and a crash
+before the commit reruns the batch.
+
+Should the batch fail for another reason than the store, it runs again with a savepoint per job,
+so that one failing job (a sync trigger raising, say) is retried on its own while the others
+complete; the failure is recorded on the event in that same transaction.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
-from interlink.queue.jobs import Job
-from interlink.queue.worker import JobContext, JobHandler
+from interlink.queue import (
+    BatchContext,
+    BatchHandler,
+    Job,
+    LeaseLost,
+    PermanentJobError,
+    RetryJob,
+)
+from interlink.queue.worker import backoff_delay
+from interlink.store.database import StoreUnavailable
 from interlink.store.types import utcnow
+from interlink.webhooks.inbound.emitting import emit_all
 from interlink.webhooks.inbound.forwarding import FORWARD_JOB
 from interlink.webhooks.inbound.hooks import ReceivedWebhook, sync_triggers
 from interlink.webhooks.inbound.payloads import decode_payload
@@ -30,7 +46,23 @@ from interlink.webhooks.inbound.tables import (
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
-__all__ = ["process_handler", "received_event_data"]
+__all__ = ["BATCH_SIZE", "process_handler", "received_event_data"]
+
+BATCH_SIZE = 100
+_COMPONENT = "webhooks"
+_EVENT_COLUMNS = (
+    inbound_events.c.id,
+    inbound_events.c.tenant_id,
+    inbound_events.c.source_id,
+    inbound_events.c.status,
+    inbound_events.c.event_type,
+    inbound_events.c.delivery_id,
+    inbound_events.c.content_type,
+    inbound_events.c.body,
+    inbound_events.c.received_at,
+    inbound_sources.c.provider,
+    inbound_sources.c.connection_id,
+)
 
 
 def received_event_data(event: Any, source: Any, payload: Any, replay: int) -> dict[str, Any]:
@@ -48,130 +80,175 @@ def received_event_data(event: Any, source: Any, payload: Any, replay: int) -> d
     }
 
 
-async def _route(
-    runtime: Runtime, conn: AsyncConnection, event: Any, payload: Any, replay: int
-) -> int:
-    destinations = (
-        (
-            await conn.execute(
-                select(inbound_destinations)
-                .where(inbound_destinations.c.source_id == event["source_id"])
-                .order_by(inbound_destinations.c.id)
-            )
+class _Batch:
+    """One transaction's worth of processing: reads once, then handles job after job."""
+
+    def __init__(self, runtime: Runtime, conn: AsyncConnection, jobs: list[Job]) -> None:
+        self.runtime = runtime
+        self.conn = conn
+        self.jobs = jobs
+        self.events: dict[str, Any] = {}
+        self.destinations: dict[str, list[dict[str, Any]]] = {}
+        self.processed: Counter[str] = Counter()
+        self.forwarding: Counter[str] = Counter()
+        self.received: list[tuple[dict[str, Any], str | None, str | None]] = []
+
+    async def load(self) -> None:
+        ids = sorted({str(job.payload.get("event_id", "")) for job in self.jobs})
+        query = (
+            select(*_EVENT_COLUMNS)
+            .join(inbound_sources, inbound_sources.c.id == inbound_events.c.source_id)
+            .where(inbound_events.c.id.in_(ids))
         )
-        .mappings()
-        .all()
-    )
-    matching = [
-        dict(d) for d in destinations if route_matches(dict(d), event["event_type"], payload)
-    ]
-    if not matching:
-        return 0
-    now = utcnow()
-    rows = [
-        {
-            "id": new_id("fwd"),
-            "tenant_id": event["tenant_id"],
-            "event_id": event["id"],
-            "destination_id": destination["id"],
-            "replay": replay,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for destination in matching
-    ]
-    await conn.execute(inbound_forwards.insert(), rows)
-    jobs = [
-        (FORWARD_JOB, {"forward_id": row["id"]}, event["tenant_id"], f"inbound-fwd:{row['id']}")
-        for row in rows
-    ]
-    await runtime.queue.enqueue_many(
-        conn, jobs, max_attempts=len(runtime.settings.retry_delays) + 1
-    )
-    return len(rows)
-
-
-def process_handler(runtime: Runtime) -> JobHandler:
-    """Build the ``inbound.process`` handler for ``runtime``."""
-
-    async def process(job: Job, ctx: JobContext) -> None:
-        event_id = str(job.payload.get("event_id", ""))
-        replay = int(job.payload.get("replay", 0))
-        try:
-            async with ctx.transaction() as conn:
-                await _process(conn, event_id, replay)
-        except Exception as error:
-            await _record_failure(event_id, job, error)
-            raise
-
-    async def _process(conn: AsyncConnection, event_id: str, replay: int) -> None:
-        event = (
-            (await conn.execute(select(inbound_events).where(inbound_events.c.id == event_id)))
-            .mappings()
-            .first()
+        self.events = {row["id"]: row for row in (await self.conn.execute(query)).mappings()}
+        sources = sorted({event["source_id"] for event in self.events.values()})
+        if not sources:
+            return
+        rows = await self.conn.execute(
+            select(inbound_destinations)
+            .where(inbound_destinations.c.source_id.in_(sources))
+            .order_by(inbound_destinations.c.id)
         )
+        for row in rows.mappings():
+            self.destinations.setdefault(row["source_id"], []).append(dict(row))
+
+    async def process(self, job: Job) -> None:
+        event = self.events.get(str(job.payload.get("event_id", "")))
         if event is None or event["status"] != "accepted":
             return  # deleted with its source, or nothing to process
-        source = (
-            (
-                await conn.execute(
-                    select(inbound_sources).where(inbound_sources.c.id == event["source_id"])
-                )
-            )
-            .mappings()
-            .one()
-        )
-        payload = decode_payload(source["provider"], event["content_type"], event["body"])
-        await runtime.outbox.emit(
-            conn,
-            "webhook.received",
-            received_event_data(event, source, payload, replay),
-            tenant_id=event["tenant_id"],
-            component="webhooks",
-            subject=event["source_id"],
-        )
-        forwards = await _route(runtime, conn, event, payload, replay)
-        if source["connection_id"]:
+        replay = int(job.payload.get("replay", 0))
+        source = {
+            "id": event["source_id"],
+            "provider": event["provider"],
+            "connection_id": event["connection_id"],
+        }
+        payload = decode_payload(event["provider"], event["content_type"], event["body"])
+        data = received_event_data(event, source, payload, replay)
+        forwards = await self._route(event, payload, replay)
+        if event["connection_id"]:
             received = ReceivedWebhook(
                 event_id=event["id"],
                 tenant_id=event["tenant_id"],
-                source_id=source["id"],
-                connection_id=source["connection_id"],
-                provider=source["provider"],
+                source_id=event["source_id"],
+                connection_id=event["connection_id"],
+                provider=event["provider"],
                 event_type=event["event_type"],
                 delivery_id=event["delivery_id"],
                 payload=payload,
                 replay=replay,
             )
-            for trigger in sync_triggers(runtime):
-                await trigger.trigger(conn, received)
-        await conn.execute(
-            update(inbound_events)
-            .where(inbound_events.c.id == event_id)
-            .values(
-                processing_status="forwarding" if forwards else "processed",
-                attempts=inbound_events.c.attempts + 1,
-                processed_at=utcnow(),
-                last_error=None,
-            )
+            for trigger in sync_triggers(self.runtime):
+                await trigger.trigger(self.conn, received)
+        # Recorded last, so that a job failing above leaves no trace in the batch.
+        self.received.append((data, event["tenant_id"], event["source_id"]))
+        (self.forwarding if forwards else self.processed)[event["id"]] += 1
+
+    async def _route(self, event: Any, payload: Any, replay: int) -> int:
+        destinations = self.destinations.get(event["source_id"], ())
+        matching = [d for d in destinations if route_matches(d, event["event_type"], payload)]
+        if not matching:
+            return 0
+        now = utcnow()
+        rows = [
+            {
+                "id": new_id("fwd"),
+                "tenant_id": event["tenant_id"],
+                "event_id": event["id"],
+                "destination_id": destination["id"],
+                "replay": replay,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for destination in matching
+        ]
+        await self.conn.execute(inbound_forwards.insert(), rows)
+        # Forward rows and their jobs commit together with this job, so no idempotency key
+        # is needed (and without one the jobs are written in one statement).
+        jobs = [(FORWARD_JOB, {"forward_id": row["id"]}, event["tenant_id"], None) for row in rows]
+        retries = len(self.runtime.settings.retry_delays) + 1
+        await self.runtime.queue.enqueue_many(self.conn, jobs, max_attempts=retries)
+        return len(rows)
+
+    async def emit(self) -> None:
+        """Emit the ``webhook.received`` events of the jobs processed since the last call."""
+        received, self.received = self.received, []
+        await emit_all(
+            self.runtime.outbox, self.conn, "webhook.received", received, component=_COMPONENT
         )
 
-    async def _record_failure(event_id: str, job: Job, error: Exception) -> None:
-        final = job.attempts >= job.max_attempts
-        try:
-            async with runtime.db.transaction() as conn:
-                await conn.execute(
-                    update(inbound_events)
-                    .where(inbound_events.c.id == event_id)
-                    .values(
-                        processing_status="failed" if final else "retrying",
-                        attempts=inbound_events.c.attempts + 1,
-                        last_error=f"{type(error).__name__}: {error}"[:2000],
-                    )
+    async def finish(self) -> None:
+        """Record the outcome on the events: one update per status and number of jobs."""
+        await self.emit()
+        now = utcnow()
+        groups: dict[tuple[str, int], list[str]] = {}
+        for status, counts in (("processed", self.processed), ("forwarding", self.forwarding)):
+            for event_id, jobs in counts.items():
+                groups.setdefault((status, jobs), []).append(event_id)
+        for (status, jobs), ids in sorted(groups.items()):
+            await self.conn.execute(
+                update(inbound_events)
+                .where(inbound_events.c.id.in_(sorted(ids)))
+                .values(
+                    processing_status=status,
+                    attempts=inbound_events.c.attempts + jobs,
+                    processed_at=now,
+                    last_error=None,
                 )
-        except Exception:  # the job's own retry bookkeeping still happens in the worker
-            return
+            )
 
-    return process
+
+async def _record_failure(
+    conn: AsyncConnection, job: Job, error: Exception, *, final: bool = False
+) -> str:
+    reason = f"{type(error).__name__}: {error}"
+    final = final or job.attempts >= job.max_attempts
+    await conn.execute(
+        update(inbound_events)
+        .where(inbound_events.c.id == str(job.payload.get("event_id", "")))
+        .values(
+            processing_status="failed" if final else "retrying",
+            attempts=inbound_events.c.attempts + 1,
+            last_error=reason[:2000],
+        )
+    )
+    return reason
+
+
+def process_handler(runtime: Runtime, max_size: int = BATCH_SIZE) -> BatchHandler:
+    """Build the ``inbound.process`` batch handler for ``runtime``."""
+
+    async def run(jobs: list[Job], ctx: BatchContext, *, isolate: bool) -> None:
+        async with ctx.transaction() as conn:
+            batch = _Batch(runtime, conn, jobs)
+            await batch.load()
+            for job in jobs:
+                if not isolate:
+                    await batch.process(job)
+                    continue
+                try:
+                    async with conn.begin_nested():
+                        await batch.process(job)
+                        await batch.emit()
+                except (StoreUnavailable, LeaseLost):
+                    raise
+                except PermanentJobError as error:
+                    ctx.bury(job, await _record_failure(conn, job, error, final=True))
+                except RetryJob as error:
+                    ctx.retry(job, await _record_failure(conn, job, error), error.delay)
+                except Exception as error:
+                    reason = await _record_failure(conn, job, error)
+                    ctx.retry(job, reason, backoff_delay(job.attempts))
+            await batch.finish()
+
+    async def handle(jobs: list[Job], ctx: BatchContext) -> None:
+        try:
+            await run(jobs, ctx, isolate=False)
+        except (StoreUnavailable, LeaseLost):
+            raise
+        except Exception:
+            # Some job failed and rolled the batch back: again, a savepoint per job.
+            await run(jobs, ctx, isolate=True)
+
+    return BatchHandler(handle, max_size=max_size)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
 
@@ -68,6 +68,16 @@ class InboundState:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     rate_per_second: float = DEFAULT_RATE_PER_SECOND
     rate_burst: int = DEFAULT_RATE_BURST
+    _counters: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def count(self, provider: str, outcome: str) -> None:
+        """Count one request to ``/in/`` (the labelled child is looked up once per pair)."""
+        counter = self._counters.get((provider, outcome))
+        if counter is None:
+            counter = self._counters[provider, outcome] = self.metrics.requests.labels(
+                provider, outcome
+            )
+        counter.inc()
 
 
 def _build(runtime: Runtime) -> InboundState:

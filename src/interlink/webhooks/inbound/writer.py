@@ -86,6 +86,7 @@ class GroupCommitWriter:
         self._pending: asyncio.Queue[PendingRow] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._upsert_statement = _upsert_statement(db.is_postgres)
 
     def start(self) -> None:
         """Start the writer tasks on the running loop."""
@@ -208,21 +209,27 @@ class GroupCommitWriter:
     async def _upsert(
         self, conn: AsyncConnection, rows: list[dict[str, Any]]
     ) -> dict[tuple[str, str], tuple[str, int]]:
-        insert = postgresql.insert if self._db.is_postgres else sqlite.insert
-        statement = insert(inbound_events)
-        upsert = statement.on_conflict_do_update(
-            index_elements=[inbound_events.c.source_id, inbound_events.c.dedupe_key],
-            set_={
-                "seen_count": inbound_events.c.seen_count + statement.excluded.seen_count,
-                "last_seen_at": statement.excluded.last_seen_at,
-            },
-        ).returning(
-            inbound_events.c.id,
-            inbound_events.c.source_id,
-            inbound_events.c.dedupe_key,
-            inbound_events.c.seen_count,
-        )
         # executemany of one cached statement (SQLAlchemy batches it into multi-row VALUES with
         # RETURNING); building .values(rows) would compile new SQL for every batch size.
-        result = await conn.execute(upsert, rows)
+        result = await conn.execute(self._upsert_statement, rows)
         return {(row[1], row[2]): (row[0], int(row[3])) for row in result.all()}
+
+
+def _upsert_statement(is_postgres: bool) -> Any:
+    """``INSERT ... ON CONFLICT (source_id, dedupe_key)`` raising the original's ``seen_count``.
+
+    Built once per writer: building ``excluded`` copies the table's columns every time.
+    """
+    statement = (postgresql.insert if is_postgres else sqlite.insert)(inbound_events)
+    return statement.on_conflict_do_update(
+        index_elements=[inbound_events.c.source_id, inbound_events.c.dedupe_key],
+        set_={
+            "seen_count": inbound_events.c.seen_count + statement.excluded.seen_count,
+            "last_seen_at": statement.excluded.last_seen_at,
+        },
+    ).returning(
+        inbound_events.c.id,
+        inbound_events.c.source_id,
+        inbound_events.c.dedupe_key,
+        inbound_events.c.seen_count,
+    )

@@ -1,31 +1,23 @@
-"""The ingest route, declared to FastAPI for OpenAPI but served by a bare handler.
+"""The ingest route as documented in OpenAPI; requests are served by :mod:`..ingest` directly.
 
-:class:`IngestRoute` is an ``APIRoute`` whose handler is :func:`handle_ingest` itself, so no
-dependency resolution or body validation runs on the hot path while the operation still appears
-in ``/openapi.json`` with its real request and answers.
+``POST /in/{source_id}`` is mounted as a raw ASGI app ahead of FastAPI
+(``Capability.asgi_mounts``), so FastAPI never routes it. This declaration exists for
+``/openapi.json``; should an app include the router without the fast path, its handler hands
+the request to the same ASGI app.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from interlink.webhooks.inbound.ingest import handle_ingest
+from interlink.webhooks.inbound.ingest import ingest_app
 
-__all__ = ["IngestRoute", "router"]
-
-
-class IngestRoute(APIRoute):
-    """Serves its path with :func:`handle_ingest` directly."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        return handle_ingest
-
+__all__ = ["router"]
 
 router = APIRouter(tags=["inbound webhooks"])
 
@@ -40,6 +32,17 @@ _ACK = {
 }
 
 
+class _ServedByIngestApp(Response):
+    """A response that lets the ingest ASGI app answer the request itself."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__()
+        self._receive = request.receive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await ingest_app(scope, self._receive, send)
+
+
 async def ingest_webhook(
     request: Request,
     source_id: Annotated[str, Path(max_length=60, description="The source id (src_...)")],
@@ -51,14 +54,13 @@ async def ingest_webhook(
     duplicate answers 200 with ``status: duplicate`` and is not processed again. Slack's
     ``url_verification`` is answered with its challenge.
     """
-    return await handle_ingest(request)
+    return _ServedByIngestApp(request)
 
 
 router.add_api_route(
     "/in/{source_id}",
     ingest_webhook,
     methods=["POST"],
-    route_class_override=IngestRoute,
     summary="Receive a provider's webhook",
     operation_id="ingest_webhook",
     openapi_extra={

@@ -1,0 +1,93 @@
+"""``inbound.process`` jobs run in batches: one transaction, one failing job isolated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interlink.queue import BatchContext
+from interlink.runtime import Runtime
+from interlink.webhooks.inbound import senders
+from interlink.webhooks.inbound.capability import capability
+from interlink.webhooks.inbound.hooks import ReceivedWebhook, register_sync_trigger
+from interlink.webhooks.inbound.processing import process_handler
+from interlink.webhooks.inbound.writer import PROCESS_JOB
+from tests.conftest import api_client
+from tests.integration.webhooks.inbound.conftest import inbound_settings, list_events
+
+SECRET = "whsec_batch"
+CONNECTION = "con_01J0000000000000000000000"
+
+
+class FailingTrigger:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def trigger(self, conn: AsyncConnection, event: ReceivedWebhook) -> None:
+        self.calls += 1
+        raise RuntimeError("the sync service is down")
+
+
+@pytest.fixture
+async def quiet_client(db_url: str) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    runtime = Runtime(inbound_settings(db_url), capabilities=[capability])
+    async with api_client(runtime, run_workers=False) as http:
+        yield runtime, http
+
+
+async def _source(client: httpx.AsyncClient, tenant: str, **fields: str) -> str:
+    answer = await client.post(
+        f"/v1/tenants/{tenant}/sources", json={"provider": "stripe", "secret": SECRET, **fields}
+    )
+    assert answer.status_code == 201, answer.text
+    source_id: str = answer.json()["id"]
+    return source_id
+
+
+async def _fire(client: httpx.AsyncClient, source_id: str) -> str:
+    signed = senders.sign_stripe(SECRET)
+    answer = await client.post(f"/in/{source_id}", content=signed.body, headers=signed.headers)
+    assert answer.status_code == 200, answer.text
+    event_id: str = answer.json()["id"]
+    return event_id
+
+
+async def test_one_failing_job_is_retried_alone_while_the_batch_commits(
+    quiet_client: tuple[Runtime, httpx.AsyncClient],
+) -> None:
+    runtime, client = quiet_client
+    tenant = (await client.post("/v1/tenants", json={"name": "Batch"})).json()["id"]
+    plain = await _source(client, tenant)
+    bound = await _source(client, tenant, connection_id=CONNECTION)
+    trigger = FailingTrigger()
+    register_sync_trigger(runtime, trigger)
+    fine = [await _fire(client, plain) for _ in range(3)]
+    failing = await _fire(client, bound)
+    jobs = await runtime.queue.claim("test-worker", [PROCESS_JOB], 10)
+    assert len(jobs) == 4
+
+    ctx = BatchContext(jobs, runtime.queue)
+    await process_handler(runtime).handle(jobs, ctx)
+
+    assert ctx.completed
+    [(job_id, (reason, delay))] = ctx.outcomes.items()
+    assert next(j for j in jobs if j.id == job_id).payload["event_id"] == failing
+    assert "the sync service is down" in reason
+    assert delay is not None
+    assert trigger.calls == 2  # the whole batch, then the job alone in its savepoint
+    processed = await list_events(client, tenant, plain)
+    assert {row["id"] for row in processed} == set(fine)
+    assert {row["processing_status"] for row in processed} == {"processed"}
+    [row] = await list_events(client, tenant, bound)
+    assert row["processing_status"] == "retrying"
+    received = await runtime.outbox.list(tenant_id=tenant, type_="dev.interlink.webhook.received")
+    assert sorted(e["data"]["received_event_id"] for e in received) == sorted(fine)
+    for envelope in received:
+        assert envelope["source"] == f"/interlink/{tenant}/webhooks"
+        assert envelope["subject"] == plain
+        assert envelope["tenantid"] == tenant
+    done = await runtime.queue.list(kind=PROCESS_JOB, status="succeeded")
+    assert {job["id"] for job in done} == {j.id for j in jobs} - {job_id}
