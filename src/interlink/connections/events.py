@@ -22,10 +22,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interlink.events.outbox import EVENT_TYPE_PREFIX
-from interlink.ids import new_id
-from interlink.store.schema import events
-from interlink.store.types import utcnow
+from interlink.events.outbox import OutboxEvent
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -127,26 +124,11 @@ class EventBuffer:
 
 
 async def _write(runtime: Runtime, conn: AsyncConnection, batch: list[BufferedEvent]) -> None:
-    """All but the last event in one multi-row INSERT; the last through ``Outbox.emit``, which
-    also wakes the relay (NOTIFY on PostgreSQL, commit hook in-process)."""
-    now = utcnow()
-    rows = [
-        {
-            "id": new_id("evt"),
-            "tenant_id": event.tenant_id,
-            "type": f"{EVENT_TYPE_PREFIX}{event.name}",
-            "source": f"/interlink/{event.tenant_id or 'system'}/connections",
-            "subject": event.subject,
-            "time": now,
-            "data": dict(event.data),
-            "relayed": False,
-        }
-        for event in batch[:-1]
-    ]
-    if rows:
-        await conn.execute(events.insert(), rows)
-    last = batch[-1]
-    await runtime.outbox.emit(
-        conn, last.name, last.data, tenant_id=last.tenant_id, component="connections",
-        subject=last.subject,
-    )  # fmt: skip
+    """Every buffered event in one multi-row INSERT (which also wakes the relay)."""
+    await runtime.outbox.emit_many(
+        conn,
+        [
+            OutboxEvent(event.name, event.data, event.tenant_id, "connections", event.subject)
+            for event in batch
+        ],
+    )

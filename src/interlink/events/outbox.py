@@ -10,9 +10,9 @@ Each event leaves as a CloudEvents 1.0 structured-mode JSON envelope::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
@@ -23,7 +23,7 @@ from interlink.store.database import Database, on_commit
 from interlink.store.schema import events
 from interlink.store.types import utcnow
 
-__all__ = ["EVENT_TYPE_PREFIX", "Outbox", "to_cloudevent"]
+__all__ = ["EVENT_TYPE_PREFIX", "Outbox", "OutboxEvent", "to_cloudevent"]
 
 EVENT_TYPE_PREFIX = "dev.interlink."
 NOTIFY_CHANNEL = "interlink_events"
@@ -52,6 +52,16 @@ def to_cloudevent(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     return envelope
 
 
+class OutboxEvent(NamedTuple):
+    """One event for ``Outbox.emit_many``."""
+
+    name: str
+    data: Mapping[str, Any]
+    tenant_id: str | None
+    component: str
+    subject: str | None = None
+
+
 class Outbox:
     """Emits events into the outbox table inside the caller's transaction."""
 
@@ -77,33 +87,48 @@ class Outbox:
         ``component`` names the part of Interlink it came from (``webhooks``, ``sync``, ...);
         it becomes the CloudEvents ``source`` ``/interlink/{tenant}/{component}``.
         """
-        event_id = new_id("evt")
-        await conn.execute(
-            events.insert().values(
-                id=event_id,
-                tenant_id=tenant_id,
-                type=f"{EVENT_TYPE_PREFIX}{name}",
-                source=f"/interlink/{tenant_id or 'system'}/{component}",
-                subject=subject,
-                time=utcnow(),
-                data=dict(data),
-                relayed=False,
-            )
+        (event_id,) = await self.emit_many(
+            conn, [OutboxEvent(name, data, tenant_id, component, subject)]
         )
-        if not conn.info.get(_NOTIFIED):
-            conn.info[_NOTIFIED] = True
-            if self.db.is_postgres:
-                await conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
-
-            info = conn.info
-
-            def _after() -> None:
-                info.pop(_NOTIFIED, None)
-                for listener in self._wake_listeners:
-                    listener()
-
-            on_commit(conn, _after)
         return event_id
+
+    async def emit_many(self, conn: AsyncConnection, batch: Sequence[OutboxEvent]) -> list[str]:
+        """Write several events in one statement in ``conn``'s transaction; returns their ids."""
+        if not batch:
+            return []
+        now = utcnow()
+        rows: list[dict[str, Any]] = [
+            {
+                "id": new_id("evt"),
+                "tenant_id": event.tenant_id,
+                "type": f"{EVENT_TYPE_PREFIX}{event.name}",
+                "source": f"/interlink/{event.tenant_id or 'system'}/{event.component}",
+                "subject": event.subject,
+                "time": now,
+                "data": dict(event.data),
+                "relayed": False,
+            }
+            for event in batch
+        ]
+        await conn.execute(events.insert(), rows)
+        await self._signal(conn)
+        return [row["id"] for row in rows]
+
+    async def _signal(self, conn: AsyncConnection) -> None:
+        """Wake relays once per transaction: NOTIFY on PostgreSQL, listeners after commit."""
+        if conn.info.get(_NOTIFIED):
+            return
+        conn.info[_NOTIFIED] = True
+        if self.db.is_postgres:
+            await conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+        info = conn.info
+
+        def _after() -> None:
+            info.pop(_NOTIFIED, None)
+            for listener in self._wake_listeners:
+                listener()
+
+        on_commit(conn, _after)
 
     async def list(
         self,

@@ -1,10 +1,4 @@
-"""Writing many ``webhook.received`` events to the outbox in one statement.
-
-``Outbox.emit`` writes one row per call, a round trip each; a processing batch has up to a
-hundred events. The first event goes through ``Outbox.emit`` (which arranges the relay's
-wake-up, and ``NOTIFY`` on PostgreSQL), the rest are inserted together into the outbox table
-with the same envelope fields. Should the core grow ``Outbox.emit_many``, this becomes one call.
-"""
+"""Writing many ``webhook.received`` events to the outbox in one statement."""
 
 from __future__ import annotations
 
@@ -13,10 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interlink.events.outbox import EVENT_TYPE_PREFIX, Outbox
-from interlink.ids import new_id
-from interlink.store.schema import events
-from interlink.store.types import utcnow
+from interlink.events.outbox import Outbox, OutboxEvent
 
 __all__ = ["emit_all"]
 
@@ -30,24 +21,10 @@ async def emit_all(
     component: str,
 ) -> None:
     """Emit ``dev.interlink.<name>`` once per ``(data, tenant_id, subject)`` in ``conn``."""
-    if not items:
-        return
-    (data, tenant_id, subject), rest = items[0], items[1:]
-    await outbox.emit(conn, name, data, tenant_id=tenant_id, component=component, subject=subject)
-    if not rest:
-        return
-    now = utcnow()
-    rows = [
-        {
-            "id": new_id("evt"),
-            "tenant_id": tenant_id,
-            "type": f"{EVENT_TYPE_PREFIX}{name}",
-            "source": f"/interlink/{tenant_id or 'system'}/{component}",
-            "subject": subject,
-            "time": now,
-            "data": dict(data),
-            "relayed": False,
-        }
-        for data, tenant_id, subject in rest
-    ]
-    await conn.execute(events.insert(), rows)
+    await outbox.emit_many(
+        conn,
+        [
+            OutboxEvent(name, data, tenant_id, component, subject)
+            for data, tenant_id, subject in items
+        ],
+    )
