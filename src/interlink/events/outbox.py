@@ -19,7 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
-from interlink.store.database import Database, on_commit
+from interlink.store.database import Database, signal_on_commit
 from interlink.store.schema import events
 from interlink.store.types import utcnow
 
@@ -27,7 +27,6 @@ __all__ = ["EVENT_TYPE_PREFIX", "Outbox", "OutboxEvent", "to_cloudevent"]
 
 EVENT_TYPE_PREFIX = "dev.interlink."
 NOTIFY_CHANNEL = "interlink_events"
-_NOTIFIED = "interlink_events_notified"
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -115,20 +114,11 @@ class Outbox:
         return [row["id"] for row in rows]
 
     async def _signal(self, conn: AsyncConnection) -> None:
-        """Wake relays once per transaction: NOTIFY on PostgreSQL, listeners after commit."""
-        if conn.info.get(_NOTIFIED):
-            return
-        conn.info[_NOTIFIED] = True
-        if self.db.is_postgres:
-            await conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
-        info = conn.info
+        await signal_on_commit(conn, NOTIFY_CHANNEL, self._wake, postgres=self.db.is_postgres)
 
-        def _after() -> None:
-            info.pop(_NOTIFIED, None)
-            for listener in self._wake_listeners:
-                listener()
-
-        on_commit(conn, _after)
+    def _wake(self) -> None:
+        for listener in self._wake_listeners:
+            listener()
 
     async def list(
         self,

@@ -15,14 +15,13 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
-from interlink.store.database import Database, on_commit
+from interlink.store.database import Database, signal_on_commit
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
 
 __all__ = ["NOTIFY_CHANNEL", "Job", "JobQueue", "JobStatus", "LeaseLost"]
 
 NOTIFY_CHANNEL = "interlink_jobs"
-_NOTIFIED = "interlink_jobs_notified"
 _ERROR_LIMIT = 2000
 
 
@@ -168,19 +167,7 @@ class JobQueue:
         return ids
 
     async def _signal(self, conn: AsyncConnection) -> None:
-        if conn.info.get(_NOTIFIED):
-            return
-        conn.info[_NOTIFIED] = True
-        if self.db.is_postgres:
-            await conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
-
-        info = conn.info
-
-        def _after() -> None:
-            info.pop(_NOTIFIED, None)
-            self._wake()
-
-        on_commit(conn, _after)
+        await signal_on_commit(conn, NOTIFY_CHANNEL, self._wake, postgres=self.db.is_postgres)
 
     async def claim(self, worker_id: str, kinds: Iterable[str], limit: int) -> list[Job]:
         """Lease up to ``limit`` due jobs of ``kinds`` to ``worker_id``."""

@@ -58,6 +58,26 @@ def _describe(error: BaseException) -> str:
     return text[:200]
 
 
+async def signal_on_commit(
+    conn: AsyncConnection, channel: str, wake: Callable[[], None], *, postgres: bool
+) -> None:
+    """Once per transaction: ``NOTIFY channel`` on PostgreSQL (other processes), and ``wake``
+    after the commit (this process). Used by the queue and the outbox."""
+    flag = f"interlink_signalled:{channel}"
+    if conn.info.get(flag):
+        return
+    conn.info[flag] = True
+    if postgres:
+        await conn.exec_driver_sql(f"NOTIFY {channel}")
+    info = conn.info
+
+    def _after() -> None:
+        info.pop(flag, None)
+        wake()
+
+    on_commit(conn, _after)
+
+
 class Database:
     """One async engine and the dialect facts the rest of Interlink asks about."""
 
