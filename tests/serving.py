@@ -62,7 +62,11 @@ class InterlinkProcess:
             stderr=subprocess.STDOUT,
         )
         if wait:
-            self.wait_healthy(timeout)
+            try:
+                self.wait_healthy(timeout)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
