@@ -11,14 +11,7 @@ upstream (a bare aiohttp app answering a small JSON document, as a provider woul
 Latency is measured sequentially (one request at a time, so queueing does not hide the cost);
 throughput closed-loop at ``--concurrency``. The load runs in its own process.
 
-    python bench/proxy.py [--seconds 5] [--concurrency 32] [--requests 2000] [--nodelay-shim]
-
-``--nodelay-shim`` starts ``interlink serve`` through a launcher that sets TCP_NODELAY on the
-listening socket (accepted sockets inherit it on Linux). Without TCP_NODELAY, every answer
-written in more than one piece (a streamed proxy answer, FastAPI's headers-then-body) waits
-for the client's delayed ACK, about 40 ms; the core's ``_listen_socket`` should set it.
-``--uvloop-shim`` also runs it on uvloop (``interlink serve`` runs uvicorn inside
-``asyncio.run``, so uvicorn's own uvloop choice never applies).
+    python bench/proxy.py [--seconds 5] [--concurrency 32] [--requests 2000]
 """
 
 # ruff: noqa: E402
@@ -45,26 +38,6 @@ from typing import Any
 
 ADMIN = "ila_bench-admin-token-0123456789abcdef"
 BODY = json.dumps({"object": "balance", "available": [{"amount": 1234, "currency": "usd"}]})
-
-
-def serve_with_nodelay(use_uvloop: bool) -> None:
-    import interlink.cli.main as cli
-
-    if use_uvloop:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-    listen = cli._listen_socket
-
-    def listen_with_nodelay(host: str, port: int) -> socket.socket:
-        sock = listen(host, port)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-    cli._listen_socket = listen_with_nodelay
-    sys.argv = ["interlink", "serve"]
-    cli.run()
 
 
 def _port() -> int:
@@ -189,8 +162,6 @@ def main(args: argparse.Namespace) -> None:
     }
     upstream = subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)])
     command = ["-m", "interlink", "serve"]
-    if args.nodelay_shim or args.uvloop_shim:
-        command = [__file__, "--serve-nodelay", *(["--uvloop-shim"] if args.uvloop_shim else [])]
     interlink = subprocess.Popen(
         [sys.executable, *command], env=env, cwd=workdir,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -220,9 +191,6 @@ def main(args: argparse.Namespace) -> None:
         print(f"{name:18}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['per_second']:>12.0f}")
     print(f"added latency: p50 {added_p50:.3f} ms (target <= 2 ms), p99 {added_p99:.3f} ms")
     print(f"throughput ratio proxied/direct: {ratio:.2f} (target >= 0.5)")
-    chosen = (("TCP_NODELAY", args.nodelay_shim), ("uvloop", args.uvloop_shim))
-    shims = [name for name, on in chosen if on]
-    print("interlink serve: " + (" + ".join(shims) + " shim" if shims else "as shipped"))
 
 
 if __name__ == "__main__":
@@ -230,16 +198,11 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--nodelay-shim", action="store_true")
-    parser.add_argument("--uvloop-shim", action="store_true")
-    parser.add_argument("--serve-nodelay", action="store_true")
     parser.add_argument("--serve-upstream", type=int)
     parser.add_argument("--load")
     parser.add_argument("--token", default="")
     parsed = parser.parse_args()
-    if parsed.serve_nodelay:
-        serve_with_nodelay(parsed.uvloop_shim)
-    elif parsed.serve_upstream:
+    if parsed.serve_upstream:
         serve_upstream(parsed.serve_upstream)
     elif parsed.load:
         load(parsed.load, parsed.token, parsed.seconds, parsed.concurrency, parsed.requests)
