@@ -11,6 +11,7 @@ __all__ = ["CAPABILITY_MODULES", "load_capabilities"]
 CAPABILITY_MODULES: tuple[str, ...] = (
     "interlink.webhooks.inbound.capability",
     "interlink.connections.capability",
+    "interlink.webhooks.outbound.capability",
 )
 
 

@@ -18,7 +18,13 @@ from starlette.responses import Response
 
 from interlink.store.database import StoreRejected, StoreUnavailable
 
-__all__ = ["PROBLEM_BASE", "Problem", "install_error_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_BASE",
+    "Problem",
+    "exception_response",
+    "install_error_handlers",
+    "problem_response",
+]
 
 PROBLEM_BASE = "https://interlink.dev/problems/"
 log = structlog.get_logger("interlink.api")
@@ -125,19 +131,44 @@ def _validation_problem(exc: RequestValidationError, request: Request) -> Respon
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def on_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
-        return problem_response(
-            exc.status,
-            exc.detail,
-            slug=exc.slug,
-            title=exc.title,
-            instance=request.url.path,
-            headers=exc.headers,
-            **exc.extra,
-        )
+def exception_response(error: Exception, path: str) -> Response:
+    """The problem document for an exception raised while serving ``path``.
 
+    The FastAPI handlers below and the fast-path apps (``asgi_mounts``) answer through this
+    one mapping, so an error reads the same whichever way a request was served.
+    """
+    if isinstance(error, Problem):
+        return problem_response(
+            error.status,
+            error.detail,
+            slug=error.slug,
+            title=error.title,
+            instance=path,
+            headers=error.headers,
+            **error.extra,
+        )
+    if isinstance(error, StoreUnavailable):
+        log.warning("store unavailable", error=str(error), path=path)
+        return problem_response(
+            503,
+            "the store is unavailable; nothing was accepted, retry shortly",
+            slug="store-unavailable",
+            instance=path,
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(error, StoreRejected):
+        if error.conflict:
+            detail = "the request conflicts with an existing resource"
+            return problem_response(409, detail, instance=path)
+        detail = f"a value in the request cannot be stored: {error}"
+        return problem_response(422, detail, slug="unstorable-value", instance=path)
+    log.exception("unhandled error", path=path)
+    return problem_response(
+        500, "an unexpected error occurred; it has been logged with this request id", instance=path
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
@@ -153,35 +184,10 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return _validation_problem(exc, request)
 
-    async def on_store(request: Request, exc: Exception) -> Response:
-        log.warning("store unavailable", error=str(exc), path=request.url.path)
-        return problem_response(
-            503,
-            "the store is unavailable; nothing was accepted, retry shortly",
-            slug="store-unavailable",
-            instance=request.url.path,
-            headers={"Retry-After": "1"},
-        )
+    async def on_error(request: Request, exc: Exception) -> Response:
+        return exception_response(exc, request.url.path)
 
-    async def on_rejected(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StoreRejected)
-        if exc.conflict:
-            detail = "the request conflicts with an existing resource"
-            return problem_response(409, detail, instance=request.url.path)
-        detail = f"a value in the request cannot be stored: {exc}"
-        return problem_response(422, detail, slug="unstorable-value", instance=request.url.path)
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", path=request.url.path)
-        return problem_response(
-            500,
-            "an unexpected error occurred; it has been logged with this request id",
-            instance=request.url.path,
-        )
-
-    app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StoreUnavailable, on_store)
-    app.add_exception_handler(StoreRejected, on_rejected)
-    app.add_exception_handler(Exception, on_unexpected)
+    for error_type in (Problem, StoreUnavailable, StoreRejected, Exception):
+        app.add_exception_handler(error_type, on_error)

@@ -102,28 +102,42 @@ async def _no_receive() -> Message:
 class FastPathMiddleware:
     """Serve hot paths (webhook ingestion, the proxy) by raw ASGI apps, ahead of FastAPI.
 
-    A capability lists ``asgi_mounts`` (path prefix → ASGI app). Requests under a prefix skip
-    FastAPI's routing, dependency injection and the request-context middleware; the mounted app
-    answers its own errors as problem+json. This keeps the request id, a metric per prefix and
-    nothing else. ``scope["app"].state.runtime`` reaches the runtime.
+    A capability lists ``asgi_mounts``: a key is either a path prefix (``"/in/"``) or a method
+    and a regular expression matched against the whole path
+    (``"POST ^/v1/tenants/[^/]+/messages$"``). Matching requests skip FastAPI's routing,
+    dependency injection and the request-context middleware; the mounted app answers its own
+    errors as problem+json (``interlink.api.errors.exception_response``). This keeps the
+    request id, a metric per mount and nothing else. ``scope["app"].state.runtime`` reaches
+    the runtime.
     """
 
     def __init__(self, app: ASGIApp, *, mounts: Sequence[tuple[str, ASGIApp]], metrics: Metrics):
         self.app = app
-        self.mounts = tuple(mounts)
         self.metrics = metrics
+        self.prefixes: list[tuple[str, ASGIApp]] = []
+        self.patterns: list[tuple[str, str, re.Pattern[str], ASGIApp]] = []
+        for key, target in mounts:
+            method, _, pattern = key.partition(" ")
+            if pattern.startswith("^"):
+                self.patterns.append((key, method.upper(), re.compile(pattern), target))
+            else:
+                self.prefixes.append((key, target))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            for prefix, target in self.mounts:
+            for prefix, target in self.prefixes:
                 if path.startswith(prefix):
-                    await self._serve(prefix, target, scope, receive, send)
+                    await self._serve(f"{prefix}*", target, scope, receive, send)
+                    return
+            for key, method, pattern, target in self.patterns:
+                if scope["method"] == method and pattern.match(path):
+                    await self._serve(key.partition(" ")[2], target, scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
     async def _serve(
-        self, prefix: str, target: ASGIApp, scope: Scope, receive: Receive, send: Send
+        self, route: str, target: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
         request_id = None
         for name, value in scope["headers"]:
@@ -147,7 +161,6 @@ class FastPathMiddleware:
         try:
             await target(scope, receive, send_wrapper)
         finally:
-            route = f"{prefix}*"
             self.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.http_latency.labels(scope["method"], route).observe(
                 time.perf_counter() - started

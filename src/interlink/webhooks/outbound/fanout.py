@@ -1,0 +1,79 @@
+"""Internal events to outbound webhooks: the relay hands committed CloudEvents to
+:class:`EventFanout`, which turns each into a message for the tenant's endpoints that
+subscribe to its type (``dev.interlink.record.updated``, ...) by name.
+
+It runs inside the relay's transaction, so the messages commit with the relay's mark and each
+event becomes a message exactly once; the message's idempotency key is the event id besides.
+Only endpoints that list the type explicitly receive internal events.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interlink.events.outbox import EVENT_TYPE_PREFIX
+from interlink.webhooks.outbound.messages import MessageRequest, create_message
+from interlink.webhooks.outbound.state import outbound_state
+from interlink.webhooks.outbound.tables import outbound_endpoints
+
+if TYPE_CHECKING:
+    from interlink.runtime import Runtime
+
+__all__ = ["EventFanout"]
+
+
+class EventFanout:
+    """The event subscriber that fans internal events out to subscribed endpoints."""
+
+    name = "outbound-webhooks"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def _wanted_types(self, conn: AsyncConnection, tenant_id: str) -> set[str]:
+        rows = await conn.execute(
+            select(outbound_endpoints.c.event_types).where(
+                outbound_endpoints.c.tenant_id == tenant_id,
+                outbound_endpoints.c.disabled.is_(False),
+            )
+        )
+        return {
+            name
+            for (types,) in rows
+            for name in types or ()
+            if isinstance(name, str) and name.startswith(EVENT_TYPE_PREFIX)
+        }
+
+    async def handle(self, conn: AsyncConnection, batch: Sequence[dict[str, Any]]) -> None:
+        """Create a message per event whose type a tenant endpoint subscribes to."""
+        by_tenant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for event in batch:
+            if event.get("tenantid"):
+                by_tenant[event["tenantid"]].append(event)
+        state = outbound_state(self.runtime)
+        for tenant_id, events in by_tenant.items():
+            wanted = await self._wanted_types(conn, tenant_id)
+            for event in events:
+                if event["type"] not in wanted:
+                    continue
+                request = MessageRequest(
+                    tenant_id=tenant_id,
+                    event_type=event["type"],
+                    payload=event,
+                    idempotency_key=f"event:{event['id']}",
+                    source_event_id=event["id"],
+                    explicit_only=True,
+                )
+                await create_message(
+                    conn,
+                    self.runtime.queue,
+                    request,
+                    filters=state.compiled,
+                    idempotency_window=state.config.payload_retention,
+                    pg=self.runtime.db.is_postgres,
+                )

@@ -1,0 +1,223 @@
+"""Messages: store one and a delivery per matching, enabled endpoint, in the caller's transaction.
+
+A message with an idempotency key (the ``id`` the application gave, or its
+``Idempotency-Key`` header) is unique per tenant within the idempotency window: a repeat
+answers the original and creates nothing, also when two requests race (a unique constraint and
+``ON CONFLICT DO NOTHING`` decide, not a read before the write).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interlink.ids import new_id
+from interlink.queue.jobs import JobQueue
+from interlink.store.types import utcnow
+from interlink.webhooks.outbound.filters import PayloadFilter, compile_filter
+from interlink.webhooks.outbound.ordering import JOB_MAX_ATTEMPTS, delivery_job, join_key
+from interlink.webhooks.outbound.tables import (
+    outbound_deliveries,
+    outbound_endpoints,
+    outbound_messages,
+)
+
+__all__ = ["MessageRequest", "create_message", "create_messages"]
+
+
+@dataclass(frozen=True)
+class MessageRequest:
+    """What the application (or an internal event) asks to send."""
+
+    tenant_id: str
+    event_type: str
+    payload: dict[str, Any]
+    idempotency_key: str | None = None
+    ordering_key: str | None = None
+    source_event_id: str | None = None
+    explicit_only: bool = False
+
+
+def _subscribed(endpoint: Any, request: MessageRequest) -> bool:
+    types = endpoint.event_types
+    if not types:
+        return not request.explicit_only
+    return request.event_type in types
+
+
+def _payload_filter(cache: dict[tuple[str, int], Any], endpoint: Any) -> PayloadFilter:
+    key = (endpoint.id, endpoint.version)
+    compiled = cache.get(key)
+    if compiled is None:
+        compiled = cache[key] = compile_filter(endpoint.filter)
+    assert isinstance(compiled, PayloadFilter)
+    return compiled
+
+
+def _message_row(request: MessageRequest) -> dict[str, Any]:
+    return {
+        "id": new_id("msg"),
+        "tenant_id": request.tenant_id,
+        "event_type": request.event_type,
+        "payload": request.payload,
+        "idempotency_key": request.idempotency_key,
+        "ordering_key": request.ordering_key,
+        "source_event_id": request.source_event_id,
+        "created_at": utcnow(),
+        "payload_purged_at": None,
+    }
+
+
+async def _insert_message(
+    conn: AsyncConnection, request: MessageRequest, window: timedelta, *, pg: bool
+) -> tuple[dict[str, Any], bool]:
+    key = request.idempotency_key
+    assert key is not None
+    row = _message_row(request)
+    now = row["created_at"]
+    insert = postgresql.insert if pg else sqlite.insert
+    stmt = insert(outbound_messages).values(**row).on_conflict_do_nothing()
+    if (await conn.execute(stmt.returning(outbound_messages.c.id))).first() is not None:
+        return row, True
+    existing = await _by_key(conn, request.tenant_id, key)
+    if existing["created_at"] >= now - window:
+        return existing, False
+    # The earlier message is outside the window: the key is free again.
+    await conn.execute(
+        update(outbound_messages)
+        .where(outbound_messages.c.id == existing["id"])
+        .values(idempotency_key=None)
+    )
+    await conn.execute(outbound_messages.insert().values(**row))
+    return row, True
+
+
+async def _by_key(conn: AsyncConnection, tenant_id: str, key: str) -> dict[str, Any]:
+    query = select(outbound_messages).where(
+        outbound_messages.c.tenant_id == tenant_id, outbound_messages.c.idempotency_key == key
+    )
+    return dict((await conn.execute(query)).mappings().one())
+
+
+async def _endpoints_by_tenant(conn: AsyncConnection, tenant_ids: set[str]) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = defaultdict(list)
+    if not tenant_ids:
+        return found
+    rows = await conn.execute(
+        select(
+            outbound_endpoints.c.id,
+            outbound_endpoints.c.tenant_id,
+            outbound_endpoints.c.event_types,
+            outbound_endpoints.c.filter,
+            outbound_endpoints.c.version,
+            outbound_endpoints.c.next_attempt_not_before,
+        ).where(
+            outbound_endpoints.c.tenant_id.in_(tenant_ids),
+            outbound_endpoints.c.disabled.is_(False),
+        )
+    )
+    for row in rows:
+        found[row.tenant_id].append(row)
+    return found
+
+
+def _delivery(request: MessageRequest, message: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
+    now = message["created_at"]
+    return {
+        "id": new_id("dlv"),
+        "tenant_id": request.tenant_id,
+        "message_id": message["id"],
+        "endpoint_id": endpoint_id,
+        "status": "pending",
+        "attempts": 0,
+        "round_attempts": 0,
+        "generation": 0,
+        "next_attempt_at": now,
+        "ordering_key": request.ordering_key,
+        "order_seq": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def create_messages(
+    conn: AsyncConnection,
+    queue: JobQueue,
+    requests: Sequence[MessageRequest],
+    *,
+    filters: dict[tuple[str, int], Any],
+    idempotency_window: timedelta,
+    pg: bool,
+) -> list[tuple[dict[str, Any], bool]]:
+    """Store messages, their deliveries and jobs in ``conn``'s transaction, a few statements
+    for the whole batch (rows of messages without a key, deliveries and jobs go in at once).
+
+    Returns:
+        Per request ``(message row, created)``; ``created`` is False when an earlier message
+        with the same idempotency key answered instead (nothing was written for it).
+    """
+    results: list[tuple[dict[str, Any], bool]] = []
+    plain: list[dict[str, Any]] = []
+    for request in requests:
+        if request.idempotency_key is None:
+            row = _message_row(request)
+            plain.append(row)
+            results.append((row, True))
+        else:
+            results.append(await _insert_message(conn, request, idempotency_window, pg=pg))
+    if plain:
+        await conn.execute(outbound_messages.insert(), plain)
+    created = [(req, row) for req, (row, new) in zip(requests, results, strict=True) if new]
+    endpoints = await _endpoints_by_tenant(conn, {request.tenant_id for request, _ in created})
+    deliveries: list[dict[str, Any]] = []
+    jobs: dict[datetime | None, list[tuple[str, dict[str, Any], str | None, str | None]]]
+    jobs = defaultdict(list)
+    for request, message in created:
+        for endpoint in endpoints.get(request.tenant_id, ()):
+            if not _subscribed(endpoint, request):
+                continue
+            if endpoint.filter is not None and not _payload_filter(filters, endpoint).matches(
+                request.payload
+            ):
+                continue
+            delivery = _delivery(request, message, endpoint.id)
+            deliveries.append(delivery)
+            if request.ordering_key is not None:
+                delivery["order_seq"], ready = await join_key(
+                    conn, endpoint.id, request.ordering_key, delivery["id"], pg=pg
+                )
+                if not ready:
+                    continue  # waits for its turn in the key
+            # A failing endpoint's new messages wait for its backoff instead of hammering it.
+            not_before = endpoint.next_attempt_not_before
+            now = message["created_at"]
+            run_at = not_before if not_before is not None and not_before > now else None
+            jobs[run_at].append(delivery_job(delivery["id"], 0, request.tenant_id))
+    if deliveries:
+        await conn.execute(outbound_deliveries.insert(), deliveries)
+    for run_at, items in jobs.items():
+        await queue.enqueue_many(conn, items, run_at=run_at, max_attempts=JOB_MAX_ATTEMPTS)
+    return results
+
+
+async def create_message(
+    conn: AsyncConnection,
+    queue: JobQueue,
+    request: MessageRequest,
+    *,
+    filters: dict[tuple[str, int], Any],
+    idempotency_window: timedelta,
+    pg: bool,
+) -> tuple[dict[str, Any], bool]:
+    """:func:`create_messages` for one request."""
+    results = await create_messages(
+        conn, queue, [request], filters=filters, idempotency_window=idempotency_window, pg=pg
+    )
+    return results[0]

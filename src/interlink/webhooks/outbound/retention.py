@@ -1,0 +1,73 @@
+"""Payload retention: an hourly ``outbound.purge`` job drops old payloads, keeps the attempts log.
+
+The job reschedules itself (one per hour, deduplicated by an idempotency key naming the hour),
+so it runs once per deployment however many workers there are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interlink.queue.jobs import Job, JobQueue
+from interlink.queue.worker import JobContext, JobHandler
+from interlink.store.types import utcnow
+from interlink.webhooks.outbound.state import outbound_state
+from interlink.webhooks.outbound.tables import outbound_messages
+
+if TYPE_CHECKING:
+    from interlink.runtime import Runtime
+
+__all__ = ["PURGE_JOB", "purge_handler", "purge_payloads", "schedule_purge"]
+
+PURGE_JOB = "outbound.purge"
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+async def schedule_purge(conn: AsyncConnection, queue: JobQueue, at: datetime) -> None:
+    """Enqueue the purge of the hour containing ``at`` (once, whoever asks)."""
+    hour = _hour(at)
+    await queue.enqueue(
+        conn, PURGE_JOB, {}, run_at=hour, idempotency_key=f"{PURGE_JOB}:{hour.isoformat()}"
+    )
+
+
+async def purge_payloads(
+    conn: AsyncConnection, *, payload_retention: timedelta, idempotency_window: timedelta
+) -> int:
+    """Drop payloads older than the retention and free idempotency keys past their window."""
+    now = utcnow()
+    table = outbound_messages
+    purged = await conn.execute(
+        update(table)
+        .where(table.c.created_at < now - payload_retention, table.c.payload_purged_at.is_(None))
+        .values(payload=None, payload_purged_at=now, idempotency_key=None)
+    )
+    await conn.execute(
+        update(table)
+        .where(table.c.created_at < now - idempotency_window, table.c.idempotency_key.is_not(None))
+        .values(idempotency_key=None)
+    )
+    return int(purged.rowcount)
+
+
+def purge_handler(runtime: Runtime) -> JobHandler:
+    """The handler of ``outbound.purge``."""
+
+    async def handle(job: Job, ctx: JobContext) -> None:
+        config = outbound_state(runtime).config
+        async with ctx.transaction() as conn:
+            await purge_payloads(
+                conn,
+                payload_retention=config.payload_retention,
+                idempotency_window=config.idempotency_window,
+            )
+            await schedule_purge(conn, runtime.queue, utcnow() + timedelta(hours=1))
+
+    return handle
