@@ -37,8 +37,9 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from typing import Any
+
+from interlink.store.scratch import create_database, drop_database
 
 SECRET = "whsec_bench_secret"
 ADMIN = "ila_bench-admin-token-0123456789abcdef"
@@ -369,32 +370,7 @@ def _interlink(database_url: str, workdir: str) -> tuple[subprocess.Popen[bytes]
 
 
 def _create_database() -> str:
-    import asyncpg
-
-    name = f"il_bench_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(f"{PG}/postgres")
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return name
-
-
-def _drop_database(name: str) -> None:
-    import asyncpg
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(f"{PG}/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    return create_database(f"{PG}/postgres", "il_bench")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -404,8 +380,8 @@ def main(args: argparse.Namespace) -> None:
     runs: list[tuple[str, Any]] = [
         (BARE, lambda: _bare()),
         ("b1 Interlink, SQLite", lambda: _interlink(f"sqlite:///{workdir}/interlink.db", workdir)),
-        ("b2 Interlink, PostgreSQL", lambda: _interlink(f"{PG}/{databases[0]}", workdir)),
-        ("c  FastAPI + commit per request (PG)", lambda: _naive(f"{PG}/{databases[1]}")),
+        ("b2 Interlink, PostgreSQL", lambda: _interlink(databases[0], workdir)),
+        ("c  FastAPI + commit per request (PG)", lambda: _naive(databases[1])),
     ]
     try:
         for label, start in runs:
@@ -423,8 +399,8 @@ def main(args: argparse.Namespace) -> None:
                 flush=True,
             )
     finally:
-        for name in databases:
-            _drop_database(name)
+        for database in databases:
+            drop_database(database)
     a = results[BARE]["per_second"]
     c = results["c  FastAPI + commit per request (PG)"]["per_second"]
     for label in ("b1 Interlink, SQLite", "b2 Interlink, PostgreSQL"):

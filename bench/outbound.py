@@ -37,9 +37,10 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
+
+from interlink.store.scratch import create_database, drop_database
 
 ADMIN = "ila_bench-admin-token-0123456789abcdef"
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -335,32 +336,7 @@ async def celery_deliveries(receiver: str, messages: int, concurrency: int) -> f
 
 
 def _create_database() -> str:
-    import asyncpg
-
-    name = f"bench_outbound_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(f"{PG}/postgres")
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return name
-
-
-def _drop_database(name: str) -> None:
-    import asyncpg
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(f"{PG}/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    return create_database(f"{PG}/postgres", "bench_outbound")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -378,7 +354,7 @@ def main(args: argparse.Namespace) -> None:
             _call("POST", f"{receiver}/reset")
             name = make_url() if make_url else None
             with tempfile.TemporaryDirectory() as folder:
-                url = f"{PG}/{name}" if name else f"sqlite:///{folder}/bench.db"
+                url = name or f"sqlite:///{folder}/bench.db"
                 try:
                     with interlink(url, c) as base:
                         tenant = _setup(base, receiver)
@@ -395,7 +371,7 @@ def main(args: argparse.Namespace) -> None:
                                 figures["p50" + key], figures["p99" + key] = p50, p99
                 finally:
                     if name:
-                        _drop_database(name)
+                        drop_database(name)
         _call("POST", f"{receiver}/reset")
         figures["c"] = asyncio.run(celery_deliveries(receiver, n, c))
         print(f"(c) Celery + requests (Redis broker):    {figures['c']:8.0f} deliveries/s")

@@ -29,11 +29,9 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import text
 
 from interlink.queue import Job, JobContext
@@ -41,6 +39,7 @@ from interlink.runtime import Runtime
 from interlink.settings import Settings
 from interlink.store import migrate
 from interlink.store.database import Database
+from interlink.store.scratch import scratch_database
 
 MASTER_KEY = base64.b64encode(b"b" * 32).decode()
 HERE = Path(__file__).resolve()
@@ -172,24 +171,18 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
-@contextlib.asynccontextmanager
-async def _database(kind: str, pg_server: str) -> AsyncIterator[str]:
+@contextlib.contextmanager
+def _database(kind: str, pg_server: str) -> Iterator[str]:
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite:///{folder}/bench.db"
         return
-    name = f"il_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    with scratch_database(pg_server, "il_bench") as url:
+        yield url
 
 
 async def bench_store(kind: str, pg_server: str, jobs: int) -> None:
-    async with _database(kind, pg_server) as url:
+    with _database(kind, pg_server) as url:
         runtime = Runtime(_settings(url), capabilities=[])
         await migrate.upgrade(runtime.db)
         limit = await _raw_commit_rate(runtime.db)

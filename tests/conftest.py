@@ -7,23 +7,20 @@ test is skipped with the reason printed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from interlink.api.app import create_app
 from interlink.runtime import Runtime
 from interlink.settings import Settings
+from interlink.store.scratch import scratch_database
 
 PG_HOST = os.environ.get("INTERLINK_TEST_PG_HOST", "127.0.0.1")
 PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:5432/test"
@@ -52,30 +49,12 @@ def require_service(key: str) -> None:
     pytest.skip(message)
 
 
-def _in_thread(coro: Any) -> Any:
-    """Run a coroutine to completion on its own loop (fixtures here are synchronous)."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-async def _admin_sql(sql: str) -> None:
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await admin.execute(sql)
-    finally:
-        await admin.close()
-
-
 @contextlib.contextmanager
 def fresh_pg_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
     require_service("postgres")
-    name = f"il_test_{uuid.uuid4().hex[:12]}"
-    _in_thread(_admin_sql(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@{PG_HOST}:5432/{name}"
-    finally:
-        _in_thread(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(PG_ADMIN_URL, "il_test") as url:
+        yield url
 
 
 @pytest.fixture
