@@ -23,35 +23,27 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this folder comes first on sys.path, where other benchmarks' modules (such
-# as bench/queue.py) would shadow the standard library.
-sys.path[:] = [
-    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
-]
+# Run as a script, this folder comes first on sys.path, where bench/queue.py would shadow the
+# standard library: import the benchmarks as the package `bench` from the repository instead.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [os.path.dirname(_HERE), *(p for p in sys.path if os.path.abspath(p or ".") != _HERE)]
 
 import argparse
 import asyncio
 import base64
 import json
-import socket
 import subprocess
 import tempfile
 import time
 from typing import Any
 
+from bench.harness import ADMIN, call, free_port, spawn, wait_until_up
+
 from interlink.store.scratch import create_database, drop_database
 
 SECRET = "whsec_bench_secret"
-ADMIN = "ila_bench-admin-token-0123456789abcdef"
 PG = "postgresql://postgres@127.0.0.1:5432"
 BARE = "a  bare ASGI (limit)"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _uvicorn(app: Any, port: int) -> None:
@@ -261,41 +253,6 @@ def _cpu_seconds(pid: int) -> float:
 # --- orchestration ------------------------------------------------------------------------------
 
 
-def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait(url: str, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def _api(base: str, path: str, body: Any) -> Any:
-    import urllib.request
-
-    request = urllib.request.Request(
-        base + path,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
 def _measure(url: str, server_pid: int, args: argparse.Namespace) -> dict[str, Any]:
     load = subprocess.Popen(
         [
@@ -330,7 +287,7 @@ def _measure(url: str, server_pid: int, args: argparse.Namespace) -> dict[str, A
 
 
 def _interlink(database_url: str, workdir: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
+    port = free_port()
     env = {
         "INTERLINK_DATABASE_URL": database_url,
         "INTERLINK_ADMIN_TOKEN": ADMIN,
@@ -355,11 +312,11 @@ def _interlink(database_url: str, workdir: str) -> tuple[subprocess.Popen[bytes]
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    _wait(base + "/healthz")
-    tenant = _api(base, "/v1/tenants", {"name": "bench"})["id"]
-    source = _api(
-        base,
-        f"/v1/tenants/{tenant}/sources",
+    wait_until_up(base + "/healthz")
+    tenant = call("POST", base + "/v1/tenants", {"name": "bench"})["id"]
+    source = call(
+        "POST",
+        base + f"/v1/tenants/{tenant}/sources",
         {
             "provider": "stripe",
             "secret": SECRET,
@@ -413,16 +370,16 @@ def main(args: argparse.Namespace) -> None:
 
 
 def _bare() -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
-    process = _spawn([__file__, "--serve-bare", str(port)])
-    _wait(f"http://127.0.0.1:{port}/")
+    port = free_port()
+    process = spawn([__file__, "--serve-bare", str(port)])
+    wait_until_up(f"http://127.0.0.1:{port}/")
     return process, f"http://127.0.0.1:{port}/in/bare"
 
 
 def _naive(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
-    process = _spawn([__file__, "--serve-naive", str(port), database_url])
-    _wait(f"http://127.0.0.1:{port}/openapi.json")
+    port = free_port()
+    process = spawn([__file__, "--serve-naive", str(port), database_url])
+    wait_until_up(f"http://127.0.0.1:{port}/openapi.json")
     return process, f"http://127.0.0.1:{port}/webhooks/stripe"
 
 

@@ -22,36 +22,28 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this folder comes first on sys.path, where other benchmarks' modules (such
-# as bench/queue.py) would shadow the standard library.
-sys.path[:] = [
-    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
-]
+# Run as a script, this folder comes first on sys.path, where bench/queue.py would shadow the
+# standard library: import the benchmarks as the package `bench` from the repository instead.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [os.path.dirname(_HERE), *(p for p in sys.path if os.path.abspath(p or ".") != _HERE)]
 
 import argparse
 import asyncio
 import base64
 import contextlib
 import json
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from bench.harness import ADMIN, call, free_port, spawn, wait_until_up
+
 from interlink.store.scratch import create_database, drop_database
 
-ADMIN = "ila_bench-admin-token-0123456789abcdef"
 PG = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/15"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # --- the receiver (its own process) -----------------------------------------------------------
@@ -127,47 +119,11 @@ def run_celery_worker(concurrency: int) -> None:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _spawn(args: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> Any:
-    return subprocess.Popen(
-        [sys.executable, *args],
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait(url: str, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def _call(method: str, url: str, body: Any = None) -> Any:
-    import urllib.request
-
-    request = urllib.request.Request(
-        url,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read() or b"{}")
-
-
 async def _until_received(receiver: str, count: int, timeout: float = 300) -> float:
     """Wait until the receiver has ``count`` distinct messages; returns when (monotonic)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (await asyncio.to_thread(_call, "GET", f"{receiver}/stats"))["unique"] >= count:
+        if (await asyncio.to_thread(call, "GET", f"{receiver}/stats"))["unique"] >= count:
             return time.monotonic()
         await asyncio.sleep(0.01)
     raise RuntimeError(f"the receiver did not get {count} messages in time")
@@ -212,7 +168,7 @@ async def raw_aiohttp(receiver: str, messages: int, concurrency: int) -> float:
 
 @contextlib.contextmanager
 def interlink(database_url: str, concurrency: int) -> Iterator[str]:
-    port = _port()
+    port = free_port()
     env = {
         "INTERLINK_DATABASE_URL": database_url,
         "INTERLINK_ADMIN_TOKEN": ADMIN,
@@ -233,10 +189,10 @@ def interlink(database_url: str, concurrency: int) -> Iterator[str]:
                 capture_output=True,
                 cwd=workdir,
             )
-        process = _spawn(["-m", "interlink", "serve"], env, cwd=workdir)
+        process = spawn(["-m", "interlink", "serve"], env, cwd=workdir)
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait(base + "/healthz")
+            wait_until_up(base + "/healthz")
             yield base
         finally:
             process.terminate()
@@ -244,8 +200,8 @@ def interlink(database_url: str, concurrency: int) -> Iterator[str]:
 
 
 def _setup(base: str, receiver: str) -> str:
-    tenant: str = _call("POST", f"{base}/v1/tenants", {"name": "bench"})["id"]
-    _call("POST", f"{base}/v1/tenants/{tenant}/endpoints", {"url": f"{receiver}/hook"})
+    tenant: str = call("POST", f"{base}/v1/tenants", {"name": "bench"})["id"]
+    call("POST", f"{base}/v1/tenants/{tenant}/endpoints", {"url": f"{receiver}/hook"})
     return tenant
 
 
@@ -297,7 +253,7 @@ async def interlink_latency(
     # Let every message arrive (up to 10 s) so that the next phase starts with no backlog.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        arrivals = await asyncio.to_thread(_call, "GET", f"{receiver}/arrivals")
+        arrivals = await asyncio.to_thread(call, "GET", f"{receiver}/arrivals")
         if all(i in arrivals for i in sent):
             break
         await asyncio.sleep(0.2)
@@ -317,7 +273,7 @@ async def interlink_latency(
 
 
 async def celery_deliveries(receiver: str, messages: int, concurrency: int) -> float:
-    worker = _spawn([__file__, "--celery-worker", str(concurrency)])
+    worker = spawn([__file__, "--celery-worker", str(concurrency)])
     try:
         app = celery_app()
         await asyncio.to_thread(app.control.ping, timeout=10)
@@ -340,18 +296,18 @@ def _create_database() -> str:
 
 
 def main(args: argparse.Namespace) -> None:
-    port = _port()
+    port = free_port()
     receiver = f"http://127.0.0.1:{port}"
-    process = _spawn([__file__, "--receiver", str(port)])
+    process = spawn([__file__, "--receiver", str(port)])
     figures: dict[str, float] = {}
     try:
-        _wait(f"{receiver}/stats")
+        wait_until_up(f"{receiver}/stats")
         n, c = args.messages, args.concurrency
         print(f"{n} messages, concurrency {c}, one receiver on 127.0.0.1")
         figures["a"] = asyncio.run(raw_aiohttp(receiver, n, c))
         print(f"(a) raw aiohttp POSTs, no persistence:   {figures['a']:8.0f} deliveries/s")
         for label, make_url in (("sqlite", None), ("postgres", _create_database)):
-            _call("POST", f"{receiver}/reset")
+            call("POST", f"{receiver}/reset")
             name = make_url() if make_url else None
             with tempfile.TemporaryDirectory() as folder:
                 url = name or f"sqlite:///{folder}/bench.db"
@@ -362,9 +318,9 @@ def main(args: argparse.Namespace) -> None:
                         figures[label] = rate
                         print(f"(b) Interlink {label:<9} accepted→delivered: {rate:8.0f} /s")
                         if label == "sqlite":
-                            _call("POST", f"{receiver}/reset")
+                            call("POST", f"{receiver}/reset")
                             for rate, key in ((args.rate / 5, "_low"), (args.rate, "")):
-                                _call("POST", f"{receiver}/reset")
+                                call("POST", f"{receiver}/reset")
                                 p50, p99 = asyncio.run(
                                     interlink_latency(base, receiver, tenant, rate, args.seconds)
                                 )
@@ -372,7 +328,7 @@ def main(args: argparse.Namespace) -> None:
                 finally:
                     if name:
                         drop_database(name)
-        _call("POST", f"{receiver}/reset")
+        call("POST", f"{receiver}/reset")
         figures["c"] = asyncio.run(celery_deliveries(receiver, n, c))
         print(f"(c) Celery + requests (Redis broker):    {figures['c']:8.0f} deliveries/s")
     finally:

@@ -20,31 +20,21 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this folder comes first on sys.path, where other benchmarks' modules (such
-# as bench/queue.py) would shadow the standard library.
-sys.path[:] = [
-    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
-]
+# Run as a script, this folder comes first on sys.path, where bench/queue.py would shadow the
+# standard library: import the benchmarks as the package `bench` from the repository instead.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [os.path.dirname(_HERE), *(p for p in sys.path if os.path.abspath(p or ".") != _HERE)]
 
 import argparse
 import asyncio
 import json
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
-from typing import Any
 
-ADMIN = "ila_bench-admin-token-0123456789abcdef"
+from bench.harness import ADMIN, call, free_port, wait_until_up
+
 BODY = json.dumps({"object": "balance", "available": [{"amount": 1234, "currency": "usd"}]})
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def serve_upstream(port: int) -> None:
@@ -123,32 +113,8 @@ def _measure(url: str, token: str, args: argparse.Namespace) -> dict[str, float]
     return result
 
 
-def _wait(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError as error:
-            if getattr(error, "code", None):
-                return  # an HTTP error answer: the server is up
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
-def _api(base: str, path: str, body: Any) -> Any:
-    request = urllib.request.Request(
-        base + path,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def main(args: argparse.Namespace) -> None:
-    upstream_port, interlink_port = _port(), _port()
+    upstream_port, interlink_port = free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     base = f"http://127.0.0.1:{interlink_port}"
     workdir = tempfile.mkdtemp(prefix="interlink-bench-proxy-")
@@ -167,13 +133,13 @@ def main(args: argparse.Namespace) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait(f"{upstream_url}/v1/balance")
-        _wait(f"{base}/healthz")
-        tenant = _api(base, "/v1/tenants", {"name": "bench"})["id"]
-        key = _api(base, f"/v1/tenants/{tenant}/api-keys", {"name": "bench"})["key"]
-        connection = _api(
-            base,
-            f"/v1/tenants/{tenant}/connections",
+        wait_until_up(f"{upstream_url}/v1/balance")
+        wait_until_up(f"{base}/healthz")
+        tenant = call("POST", base + "/v1/tenants", {"name": "bench"})["id"]
+        key = call("POST", base + f"/v1/tenants/{tenant}/api-keys", {"name": "bench"})["key"]
+        connection = call(
+            "POST",
+            base + f"/v1/tenants/{tenant}/connections",
             {"provider": "rest", "auth_type": "api_key", "credentials": {"api_key": "sk_bench"},
              "config": {"base_url": upstream_url}, "verify": False},
         )["id"]  # fmt: skip
