@@ -7,49 +7,38 @@ import contextlib
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from tests.conftest import ADMIN_TOKEN, MASTER_KEY
+from tests.serving import InterlinkProcess, free_tcp_port
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-class ServeProcess:
-    """``python -m interlink serve`` on 127.0.0.1 with the given database."""
+class ServeProcess(InterlinkProcess):
+    """``interlink serve`` on 127.0.0.1 with the given database, started from async tests."""
 
     def __init__(self, database_url: str, workdir: str, **env: str) -> None:
-        self.port = free_tcp_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "INTERLINK_DATABASE_URL": database_url,
-            "INTERLINK_ADMIN_TOKEN": ADMIN_TOKEN,
+        port = free_tcp_port()
+        settings = {
             "INTERLINK_MASTER_KEY": MASTER_KEY,
-            "INTERLINK_PORT": str(self.port),
-            "INTERLINK_PUBLIC_URL": self.url,
+            "INTERLINK_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "INTERLINK_LOG_LEVEL": "warning",
-            "INTERLINK_LOG_FORMAT": "json",
             "INTERLINK_JOB_POLL_SECONDS": "0.05",
-            **env,
         }
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            Path(workdir), database_url=database_url, port=port, env={**settings, **env}
+        )
+
+    async def start(self) -> None:  # type: ignore[override]
+        await asyncio.to_thread(InterlinkProcess.start, self, timeout=60)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -60,41 +49,6 @@ class ServeProcess:
             text=True,
             timeout=120,
         )
-
-    async def start(self) -> None:
-        log = open(os.path.join(self.workdir, f"serve-{time.monotonic_ns()}.log"), "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "interlink", "serve"],
-            env=self.env,
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"interlink serve exited with {self.process.returncode}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{self.url}/healthz") as answer:
-                        if answer.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise RuntimeError("interlink serve did not start")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     async def api(self, method: str, path: str, body: Any = None) -> Any:
         async with aiohttp.ClientSession(headers=AUTH) as session:
