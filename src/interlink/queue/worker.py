@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.queue.jobs import NOTIFY_CHANNEL, Job, JobQueue, LeaseLost
-from interlink.store.database import StoreUnavailable
+from interlink.store.database import StoreUnavailable, on_commit
 from interlink.store.notify import listen
 from interlink.store.types import utcnow
 
@@ -105,9 +105,21 @@ class BatchContext:
         """
         async with self.queue.db.transaction() as conn:
             yield conn
-            done = self.succeeded
-            if await self.queue.complete_many_in(conn, done) != len(done):
-                raise LeaseLost("a job of the batch is no longer leased to this worker")
+            await self.complete_in(conn)
+
+    async def complete_in(self, conn: AsyncConnection) -> None:
+        """Mark the jobs without a failed outcome done in ``conn``'s transaction.
+
+        For handlers that share one transaction between several batches (a group commit);
+        ``completed`` turns true once that transaction commits. Raises ``LeaseLost`` if any of
+        those jobs' leases was lost, so that the caller rolls back.
+        """
+        done = self.succeeded
+        if await self.queue.complete_many_in(conn, done) != len(done):
+            raise LeaseLost("a job of the batch is no longer leased to this worker")
+        on_commit(conn, self._mark_completed)
+
+    def _mark_completed(self) -> None:
         self.completed = True
 
 

@@ -73,8 +73,7 @@ class Recorder:
                     if not future.done():
                         future.set_exception(error)
             else:
-                for ctx, _, future in group:
-                    ctx.completed = True
+                for _, _, future in group:
                     if not future.done():
                         future.set_result(None)
 
@@ -85,9 +84,7 @@ class Recorder:
         async with runtime.db.transaction() as conn:
             for ctx, plan, _ in group:
                 await write_plan(runtime, state, conn, plan)
-                done = ctx.succeeded
-                if await runtime.queue.complete_many_in(conn, done) != len(done):
-                    raise LeaseLost("a job of the group is no longer leased to this worker")
+                await ctx.complete_in(conn)
 
     async def _write_alone(self, item: _Pending) -> None:
         from interlink.webhooks.outbound.state import outbound_state
