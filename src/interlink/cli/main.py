@@ -7,6 +7,7 @@ never a traceback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import sys
@@ -76,6 +77,19 @@ def _run_fast(coroutine: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(coroutine)
+
+
+def _settle_garbage_collector() -> None:
+    """Keep the collector away from what start-up built, for the rest of a long-lived process.
+
+    Imports and the app leave hundreds of thousands of objects that live as long as the process;
+    without this every full collection walks them all again (pauses of tens of ms under load,
+    and about a tenth of the CPU of a busy ingest path). Young objects are collected as usual,
+    only less often: request handling allocates in bursts.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 def _with_runtime(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
@@ -160,6 +174,7 @@ def serve(
         )
         server = uvicorn.Server(config)
         listener = _listen_socket(settings.host, settings.port)
+        _settle_garbage_collector()
         typer.echo(
             f"Interlink {__version__} on http://{settings.host}:{settings.port}, "
             f"store: {runtime.db.dialect}"

@@ -4,6 +4,10 @@ A subscriber's ``handle`` runs inside the relay's transaction, so a subscriber t
 (for example fanning events out to webhook messages) commits together with the mark that the
 events were relayed: each event is handed on exactly once per successful commit. On
 PostgreSQL the batch is locked with ``FOR UPDATE SKIP LOCKED``, so several relays share work.
+
+The first event after a quiet spell is relayed at once; while events keep coming, the relay
+lingers ``linger_seconds`` between partial batches so that they are handed on in a few large
+transactions rather than one small one per commit of the emitters.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class EventRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
+        linger_seconds: float = 0.025,
         metrics: Metrics | None = None,
         listen_url: str | None = None,
     ) -> None:
@@ -67,6 +72,7 @@ class EventRelay:
         self.subscribers = list(subscribers)
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.linger_seconds = linger_seconds
         self.metrics = metrics
         self.listen_url = listen_url
         self._wake = asyncio.Event()
@@ -111,7 +117,12 @@ class EventRelay:
                     log.exception("a subscriber failed; the batch will be retried")
                     count = 0
                     await asyncio.sleep(self.poll_seconds * random.uniform(1, 2))
+                if count >= self.batch_size:
+                    continue
                 if count:
+                    # More are on their way under load: let them gather into one transaction
+                    # instead of relaying each commit's few events on its own.
+                    await asyncio.sleep(self.linger_seconds)
                     continue
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_seconds):

@@ -1,4 +1,4 @@
-"""Writing many ``webhook.received`` events to the outbox in one statement."""
+"""The ``webhook.received`` events: their data, and writing many in one statement."""
 
 from __future__ import annotations
 
@@ -9,7 +9,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.events.outbox import Outbox, OutboxEvent
 
-__all__ = ["emit_all"]
+__all__ = ["COMPONENT", "emit_all", "received_event_data"]
+
+COMPONENT = "webhooks"
+
+
+def received_event_data(
+    event: Mapping[str, Any], source: Mapping[str, Any], payload: Any, replay: int
+) -> dict[str, Any]:
+    """The ``data`` of the ``webhook.received`` CloudEvent of a stored ``inbound_events`` row."""
+    return {
+        "received_event_id": event["id"],
+        "source_id": source["id"],
+        "provider": source["provider"],
+        "event_type": event["event_type"],
+        "delivery_id": event["delivery_id"],
+        "connection_id": source["connection_id"],
+        "received_at": event["received_at"].isoformat(),
+        "replay": replay,
+        "payload": payload,
+    }
 
 
 async def emit_all(
@@ -18,7 +37,7 @@ async def emit_all(
     name: str,
     items: Sequence[tuple[Mapping[str, Any], str | None, str | None]],
     *,
-    component: str,
+    component: str = COMPONENT,
 ) -> None:
     """Emit ``dev.interlink.<name>`` once per ``(data, tenant_id, subject)`` in ``conn``."""
     await outbox.emit_many(

@@ -39,6 +39,8 @@ def decode_payload(provider: str, content_type: str | None, body: bytes) -> Any:
                 return json_safe(form)
         return json_safe(form)
     try:
-        return json_safe(orjson.loads(body))
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return body.decode("utf-8", "replace").replace("\x00", "")
+    # In JSON a NUL can only be written as an escape; without one there is nothing to clean.
+    return json_safe(value) if b"\\u0000" in body else value

@@ -1,4 +1,8 @@
-"""The ``inbound.process`` jobs: emit ``webhook.received``, route to destinations, trigger syncs.
+"""The ``inbound.process`` jobs: route to destinations, trigger syncs, emit replays.
+
+The writer emits a receipt's ``webhook.received`` in the transaction that stores it, and enqueues
+a job only when the source has destinations or belongs to a connection; a replay is always a job,
+which emits the event again (with its ``replay`` number) and routes it through today's rules.
 
 Jobs are handled in batches (:class:`interlink.queue.BatchHandler`): one transaction reads the
 batch's events with their sources, then their destinations (two queries), emits every event, writes
@@ -31,7 +35,7 @@ from interlink.queue import (
 from interlink.queue.worker import backoff_delay
 from interlink.store.database import StoreUnavailable
 from interlink.store.types import utcnow
-from interlink.webhooks.inbound.emitting import emit_all
+from interlink.webhooks.inbound.emitting import emit_all, received_event_data
 from interlink.webhooks.inbound.forwarding import FORWARD_JOB
 from interlink.webhooks.inbound.hooks import ReceivedWebhook, sync_triggers
 from interlink.webhooks.inbound.payloads import decode_payload
@@ -46,10 +50,9 @@ from interlink.webhooks.inbound.tables import (
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
-__all__ = ["BATCH_SIZE", "process_handler", "received_event_data"]
+__all__ = ["BATCH_SIZE", "process_handler"]
 
 BATCH_SIZE = 100
-_COMPONENT = "webhooks"
 _EVENT_COLUMNS = (
     inbound_events.c.id,
     inbound_events.c.tenant_id,
@@ -63,21 +66,6 @@ _EVENT_COLUMNS = (
     inbound_sources.c.provider,
     inbound_sources.c.connection_id,
 )
-
-
-def received_event_data(event: Any, source: Any, payload: Any, replay: int) -> dict[str, Any]:
-    """The ``data`` of the ``webhook.received`` CloudEvent."""
-    return {
-        "received_event_id": event["id"],
-        "source_id": source["id"],
-        "provider": source["provider"],
-        "event_type": event["event_type"],
-        "delivery_id": event["delivery_id"],
-        "connection_id": source["connection_id"],
-        "received_at": event["received_at"].isoformat(),
-        "replay": replay,
-        "payload": payload,
-    }
 
 
 class _Batch:
@@ -139,8 +127,10 @@ class _Batch:
             )
             for trigger in sync_triggers(self.runtime):
                 await trigger.trigger(self.conn, received)
-        # Recorded last, so that a job failing above leaves no trace in the batch.
-        self.received.append((data, event["tenant_id"], event["source_id"]))
+        # Recorded last, so that a job failing above leaves no trace in the batch. A receipt's
+        # event was emitted by the writer, in the transaction that stored it.
+        if not job.payload.get("emitted"):
+            self.received.append((data, event["tenant_id"], event["source_id"]))
         (self.forwarding if forwards else self.processed)[event["id"]] += 1
 
     async def _route(self, event: Any, payload: Any, replay: int) -> int:
@@ -174,9 +164,7 @@ class _Batch:
     async def emit(self) -> None:
         """Emit the ``webhook.received`` events of the jobs processed since the last call."""
         received, self.received = self.received, []
-        await emit_all(
-            self.runtime.outbox, self.conn, "webhook.received", received, component=_COMPONENT
-        )
+        await emit_all(self.runtime.outbox, self.conn, "webhook.received", received)
 
     async def finish(self) -> None:
         """Record the outcome on the events: one update per status and number of jobs."""

@@ -3,11 +3,14 @@
 A request hands its row to :meth:`GroupCommitWriter.submit` and awaits the outcome. Writer
 tasks take everything queued at that moment (up to ``max_batch``) and commit it in one
 transaction: accepted rows are inserted with ``ON CONFLICT (source_id, dedupe_key)`` raising the
-original's ``seen_count`` instead, one ``inbound.process`` job is enqueued per newly stored event,
-and rejected rows are inserted with their ``auth.failed`` events. Only after the commit does any
-request learn its outcome, so a 2xx always means stored. If the commit fails every request of
-the batch gets the error (the route answers 503); a batch that fails for another reason than an
-unavailable store is retried row by row, so one bad row cannot refuse its neighbours.
+original's ``seen_count`` instead; each newly stored event gets its ``webhook.received`` event in
+the outbox and, when its source has destinations or belongs to a connection, an
+``inbound.process`` job (a source with neither has nothing more to do, so its events are
+``processed`` at once); rejected rows are inserted with their ``auth.failed`` events. Only
+after the commit does any request learn its outcome, so a 2xx always means stored. If the
+commit fails every request of the batch gets the error (the route answers 503); a batch that
+fails for another reason than an unavailable store is retried row by row, so one bad row cannot
+refuse its neighbours.
 """
 
 from __future__ import annotations
@@ -19,13 +22,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.events.outbox import Outbox
 from interlink.queue.jobs import JobQueue
 from interlink.store.database import Database, StoreUnavailable
-from interlink.webhooks.inbound.tables import inbound_events
+from interlink.webhooks.inbound.emitting import emit_all, received_event_data
+from interlink.webhooks.inbound.payloads import decode_payload
+from interlink.webhooks.inbound.tables import (
+    inbound_destinations,
+    inbound_events,
+    inbound_sources,
+)
 
 __all__ = ["PROCESS_JOB", "GroupCommitWriter", "PendingRow", "WriteOutcome"]
 
@@ -172,24 +182,7 @@ class GroupCommitWriter:
             if item.row["status"] == "accepted":
                 groups.setdefault((item.row["source_id"], item.row["dedupe_key"]), []).append(index)
         if groups:
-            rows = []
-            # A stable order of keys: concurrent batches lock rows in the same order.
-            for key in sorted(groups):
-                first = batch[groups[key][0]].row
-                rows.append({**first, "seen_count": len(groups[key])})
-            stored = await self._upsert(conn, rows)
-            jobs = []
-            for key, indexes in groups.items():
-                proposed = batch[indexes[0]].row
-                event_id, seen = stored[key]
-                new = event_id == proposed["id"]
-                for position, index in enumerate(indexes):
-                    status = "accepted" if new and position == 0 else "duplicate"
-                    outcomes[index] = WriteOutcome(event_id, status, seen)
-                if new:
-                    payload = {"event_id": event_id, "replay": 0}
-                    jobs.append((PROCESS_JOB, payload, proposed["tenant_id"], None))
-            await self._queue.enqueue_many(conn, jobs)
+            await self._write_accepted(conn, batch, groups, outcomes)
         rejected = [(i, item) for i, item in enumerate(batch) if item.row["status"] == "rejected"]
         if rejected:
             await conn.execute(inbound_events.insert(), [item.row for _, item in rejected])
@@ -206,6 +199,48 @@ class GroupCommitWriter:
                     )
         return [outcomes[index] for index in range(len(batch))]
 
+    async def _write_accepted(
+        self,
+        conn: AsyncConnection,
+        batch: list[PendingRow],
+        groups: dict[tuple[str, str], list[int]],
+        outcomes: dict[int, WriteOutcome],
+    ) -> None:
+        sources = await _sources(conn, {source_id for source_id, _ in groups})
+        rows = []
+        # A stable order of keys: concurrent batches lock rows in the same order.
+        for key in sorted(groups):
+            row = {**batch[groups[key][0]].row, "seen_count": len(groups[key])}
+            done = not _needs_job(sources.get(key[0]))
+            # Every row names the same columns: the statement is executed once for them all.
+            row.update(
+                processing_status="processed" if done else "pending",
+                attempts=1 if done else 0,
+                processed_at=row["received_at"] if done else None,
+            )
+            rows.append(row)
+        stored = await self._upsert(conn, rows)
+        jobs = []
+        received = []
+        for key, indexes in groups.items():
+            proposed = batch[indexes[0]].row
+            event_id, seen = stored[key]
+            new = event_id == proposed["id"]
+            for position, index in enumerate(indexes):
+                status = "accepted" if new and position == 0 else "duplicate"
+                outcomes[index] = WriteOutcome(event_id, status, seen)
+            source = sources.get(key[0])
+            if not new or source is None:
+                continue
+            payload = decode_payload(source["provider"], proposed["content_type"], proposed["body"])
+            data = received_event_data(proposed, source, payload, 0)
+            received.append((data, proposed["tenant_id"], proposed["source_id"]))
+            if _needs_job(source):
+                payload = {"event_id": event_id, "replay": 0, "emitted": True}
+                jobs.append((PROCESS_JOB, payload, proposed["tenant_id"], None))
+        await emit_all(self._outbox, conn, "webhook.received", received)
+        await self._queue.enqueue_many(conn, jobs)
+
     async def _upsert(
         self, conn: AsyncConnection, rows: list[dict[str, Any]]
     ) -> dict[tuple[str, str], tuple[str, int]]:
@@ -213,6 +248,22 @@ class GroupCommitWriter:
         # RETURNING); building .values(rows) would compile new SQL for every batch size.
         result = await conn.execute(self._upsert_statement, rows)
         return {(row[1], row[2]): (row[0], int(row[3])) for row in result.all()}
+
+
+async def _sources(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The batch's sources, read in its transaction: whether each has destinations (``routed``)."""
+    routed = exists().where(inbound_destinations.c.source_id == inbound_sources.c.id)
+    query = select(
+        inbound_sources.c.id,
+        inbound_sources.c.provider,
+        inbound_sources.c.connection_id,
+        routed.label("routed"),
+    ).where(inbound_sources.c.id.in_(sorted(ids)))
+    return {row["id"]: dict(row) for row in (await conn.execute(query)).mappings()}
+
+
+def _needs_job(source: dict[str, Any] | None) -> bool:
+    return source is not None and bool(source["routed"] or source["connection_id"])
 
 
 def _upsert_statement(is_postgres: bool) -> Any:

@@ -20,15 +20,21 @@ from tests.integration.webhooks.inbound.conftest import inbound_settings, list_e
 
 SECRET = "whsec_batch"
 CONNECTION = "con_01J0000000000000000000000"
+HEALTHY = "con_01J0000000000000000000001"
 
 
 class FailingTrigger:
+    """Fails for events of ``CONNECTION``, succeeds for the others."""
+
     def __init__(self) -> None:
         self.calls = 0
+        self.triggered: list[str] = []
 
     async def trigger(self, conn: AsyncConnection, event: ReceivedWebhook) -> None:
-        self.calls += 1
-        raise RuntimeError("the sync service is down")
+        if event.connection_id == CONNECTION:
+            self.calls += 1
+            raise RuntimeError("the sync service is down")
+        self.triggered.append(event.event_id)
 
 
 @pytest.fixture
@@ -60,7 +66,8 @@ async def test_one_failing_job_is_retried_alone_while_the_batch_commits(
 ) -> None:
     runtime, client = quiet_client
     tenant = (await client.post("/v1/tenants", json={"name": "Batch"})).json()["id"]
-    plain = await _source(client, tenant)
+    # Both sources belong to a connection, so each receipt gets a processing job.
+    plain = await _source(client, tenant, connection_id=HEALTHY)
     bound = await _source(client, tenant, connection_id=CONNECTION)
     trigger = FailingTrigger()
     register_sync_trigger(runtime, trigger)
@@ -83,11 +90,15 @@ async def test_one_failing_job_is_retried_alone_while_the_batch_commits(
     assert {row["processing_status"] for row in processed} == {"processed"}
     [row] = await list_events(client, tenant, bound)
     assert row["processing_status"] == "retrying"
+    # The batch's transaction committed once: the triggers of the fine jobs ran in the first,
+    # rolled-back attempt and again in their savepoints.
+    assert sorted(set(trigger.triggered)) == sorted(fine)
+    # webhook.received was emitted when each receipt was stored, failing processing or not.
     received = await runtime.outbox.list(tenant_id=tenant, type_="dev.interlink.webhook.received")
-    assert sorted(e["data"]["received_event_id"] for e in received) == sorted(fine)
+    assert sorted(e["data"]["received_event_id"] for e in received) == sorted([*fine, failing])
     for envelope in received:
         assert envelope["source"] == f"/interlink/{tenant}/webhooks"
-        assert envelope["subject"] == plain
+        assert envelope["subject"] in (plain, bound)
         assert envelope["tenantid"] == tenant
     done = await runtime.queue.list(kind=PROCESS_JOB, status="succeeded")
     assert {job["id"] for job in done} == {j.id for j in jobs} - {job_id}

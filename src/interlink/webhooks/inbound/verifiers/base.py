@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Clock = Callable[[], float]
@@ -258,6 +259,10 @@ def matches_any(expected: bytes, candidates: list[bytes] | tuple[bytes, ...]) ->
 
 def parse_json(body: bytes, provider: str) -> Any:
     """Parse a JSON body, or raise :class:`PayloadError`."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass  # orjson refuses a little more than the standard library (NaN, huge integers)
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
