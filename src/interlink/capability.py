@@ -36,7 +36,7 @@ class EncryptedColumn:
 class Capability:
     name: str
     routers: Sequence[APIRouter] = ()
-    # Path prefix → raw ASGI app served ahead of FastAPI (see api.middleware.FastPathMiddleware).
+    # Path prefix → raw ASGI app served ahead of FastAPI (see api.middleware.FastPaths).
     asgi_mounts: Mapping[str, ASGIApp] = field(default_factory=dict)
     job_handlers: Callable[[Runtime], Mapping[str, JobHandler | BatchHandler]] | None = None
     event_subscribers: Callable[[Runtime], Sequence[EventSubscriber]] | None = None

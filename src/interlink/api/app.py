@@ -7,15 +7,32 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from interlink import __version__
 from interlink.api.errors import install_error_handlers
-from interlink.api.middleware import FastPathMiddleware, RequestContextMiddleware
+from interlink.api.middleware import FastPaths, RequestContextMiddleware
 from interlink.api.routes import health, operations, tenants
 from interlink.observability.tracing import tracer
 from interlink.runtime import Runtime
 
-__all__ = ["create_app"]
+__all__ = ["InterlinkAPI", "create_app"]
+
+
+class InterlinkAPI(FastAPI):
+    """FastAPI, with the capabilities' hot paths (``asgi_mounts``) served ahead of all of it."""
+
+    fast_paths: FastPaths | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_paths
+        if fast is not None and scope["type"] == "http":
+            served = fast.match(scope)
+            if served is not None:
+                scope["app"] = self
+                await fast.serve(*served, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(runtime: Runtime, *, run_workers: bool = True, migrate: bool = False) -> FastAPI:
@@ -35,7 +52,7 @@ def create_app(runtime: Runtime, *, run_workers: bool = True, migrate: bool = Fa
                 await workers
             await runtime.close()
 
-    app = FastAPI(
+    app = InterlinkAPI(
         title="Interlink",
         version=__version__,
         summary="Self-hosted integration hub: connections, egress, sync, webhooks, events.",
@@ -61,6 +78,6 @@ def create_app(runtime: Runtime, *, run_workers: bool = True, migrate: bool = Fa
         for capability in runtime.capabilities
         for prefix, target in capability.asgi_mounts.items()
     ]
-    if mounts:  # added last, so it sits outside the request-context middleware
-        app.add_middleware(FastPathMiddleware, mounts=mounts, metrics=runtime.metrics)
+    if mounts:
+        app.fast_paths = FastPaths(mounts, runtime.metrics)
     return app

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink.observability.metrics import Metrics
 
-__all__ = ["FastPathMiddleware", "RequestContextMiddleware"]
+__all__ = ["FastPaths", "RequestContextMiddleware"]
 
 log = structlog.get_logger("interlink.http")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -99,44 +99,42 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-class FastPathMiddleware:
-    """Serve hot paths (webhook ingestion, the proxy) by raw ASGI apps, ahead of FastAPI.
+class FastPaths:
+    """Serve hot paths (webhook ingestion, message acceptance, the proxy) by raw ASGI apps.
 
     A capability lists ``asgi_mounts``: a key is either a path prefix (``"/in/"``) or a method
     and a regular expression matched against the whole path
-    (``"POST ^/v1/tenants/[^/]+/messages$"``). Matching requests skip FastAPI's routing,
-    dependency injection and the request-context middleware; the mounted app answers its own
-    errors as problem+json (``interlink.api.errors.exception_response``). This keeps the
-    request id, a metric per mount and nothing else. ``scope["app"].state.runtime`` reaches
-    the runtime.
+    (``"POST ^/v1/tenants/[^/]+/messages$"``). The application (``interlink.api.app``) asks
+    :meth:`match` before anything of FastAPI runs, so matching requests skip its middleware
+    stack, routing, dependency injection and the request-context middleware; the mounted app
+    answers its own errors as problem+json (``interlink.api.errors.exception_response``), and
+    an exception that escapes it still gets one. This keeps the request id, a metric per mount
+    and nothing else. ``scope["app"].state.runtime`` reaches the runtime.
     """
 
-    def __init__(self, app: ASGIApp, *, mounts: Sequence[tuple[str, ASGIApp]], metrics: Metrics):
-        self.app = app
+    def __init__(self, mounts: Sequence[tuple[str, ASGIApp]], metrics: Metrics):
         self.metrics = metrics
         self.prefixes: list[tuple[str, ASGIApp]] = []
         self.patterns: list[tuple[str, str, re.Pattern[str], ASGIApp]] = []
         for key, target in mounts:
             method, _, pattern = key.partition(" ")
             if pattern.startswith("^"):
-                self.patterns.append((key, method.upper(), re.compile(pattern), target))
+                self.patterns.append((pattern, method.upper(), re.compile(pattern), target))
             else:
-                self.prefixes.append((key, target))
+                self.prefixes.append((f"{key}*", target))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            for prefix, target in self.prefixes:
-                if path.startswith(prefix):
-                    await self._serve(f"{prefix}*", target, scope, receive, send)
-                    return
-            for key, method, pattern, target in self.patterns:
-                if scope["method"] == method and pattern.match(path):
-                    await self._serve(key.partition(" ")[2], target, scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+    def match(self, scope: Scope) -> tuple[str, ASGIApp] | None:
+        """The route label and app serving this HTTP request, or None for FastAPI."""
+        path: str = scope["path"]
+        for route, target in self.prefixes:
+            if path.startswith(route[:-1]):
+                return route, target
+        for route, method, pattern, target in self.patterns:
+            if scope["method"] == method and pattern.match(path):
+                return route, target
+        return None
 
-    async def _serve(
+    async def serve(
         self, route: str, target: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
         request_id = None
@@ -148,7 +146,7 @@ class FastPathMiddleware:
             request_id = secrets.token_hex(12)
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
-        status = 500
+        status = 0
         started = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
@@ -160,8 +158,15 @@ class FastPathMiddleware:
 
         try:
             await target(scope, receive, send_wrapper)
+        except Exception as error:
+            if status:
+                raise  # the answer has begun; nothing can be said any more
+            from interlink.api.errors import exception_response
+
+            response = exception_response(error, scope["path"])
+            await response(scope, _no_receive, send_wrapper)
         finally:
-            self.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.http_requests.labels(scope["method"], route, str(status or 500)).inc()
             self.metrics.http_latency.labels(scope["method"], route).observe(
                 time.perf_counter() - started
             )

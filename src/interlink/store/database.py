@@ -11,6 +11,8 @@ import orjson
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from interlink.store import sqlite_driver
+
 __all__ = ["Database", "StoreUnavailable", "on_commit", "translate_url"]
 
 _ON_COMMIT = "interlink_on_commit"
@@ -37,7 +39,7 @@ def translate_url(url: str) -> str:
     scheme, _, rest = url.partition("://")
     base = scheme.split("+", 1)[0]
     if base == "sqlite":
-        return f"sqlite+aiosqlite://{rest}"
+        return f"sqlite+{sqlite_driver.DRIVER_NAME}://{rest}"
     if base in ("postgresql", "postgres"):
         return f"postgresql+asyncpg://{rest}"
     raise ValueError(f"unsupported database URL scheme {scheme!r}")

@@ -1,7 +1,7 @@
 """Reading the request body and writing problem answers at the ASGI level (the ingest fast path).
 
 The fast path runs outside FastAPI's middleware, so the request id is taken from the scope
-(``FastPathMiddleware`` put it there) rather than from the logging context.
+(``FastPaths`` put it there) rather than from the logging context.
 """
 
 from __future__ import annotations

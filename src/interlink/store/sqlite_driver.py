@@ -1,0 +1,142 @@
+"""SQLite through aiosqlite with one trip to its thread per statement.
+
+SQLAlchemy's aiosqlite adapter makes a round trip to the connection's thread, and back through
+the event loop, for each step of a statement: open a cursor, execute, fetch the rows, close. On
+a busy loop every trip waits behind the callbacks already queued, so a transaction of a few
+statements takes a dozen loop iterations, and with one connection shared by the whole process
+that wait becomes everyone's. This dialect (``sqlite+interlink``, registered on import) keeps
+aiosqlite's thread and connection but runs the whole statement in one trip: the thread opens a
+plain ``sqlite3`` cursor, executes, fetches every row and closes it, and hands back rows,
+description, row count and last row id together. Results are small (the store pages its
+queries), so fetching eagerly is what the adapter did already.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+    SQLiteDialect_aiosqlite,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+__all__ = ["DRIVER_NAME", "SQLiteDialect_interlink"]
+
+DRIVER_NAME = "interlink"
+
+# What one trip brings back: description, rowcount, lastrowid, rows.
+_Outcome = tuple[Any, int, int | None, list[Any] | None]
+
+
+def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """Runs in the connection's thread: the whole statement, then the cursor is closed."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor that never holds an aiosqlite cursor: each statement is one trip."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+    _awaitable_cursor_close = False
+
+    def __init__(self, adapt_connection: Any) -> None:
+        # Deliberately not the base initialiser: it would open an aiosqlite cursor (a trip).
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass  # rows are fetched all at once; there is nothing to size
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._trip(operation, parameters, many=False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        try:
+            return await_(self._trip(operation, seq_of_parameters, many=True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        connection = self._connection
+        async with self._adapt_connection._execute_mutex:
+            outcome: _Outcome = await connection._execute(  # one trip to the thread
+                _run, connection._conn, operation, parameters, many
+            )
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = collections.deque(rows) if rows else collections.deque()
+
+    async def _async_soft_close(self) -> None:
+        return None  # nothing is left open between trips
+
+
+class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneTripCursor
+
+
+class _OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy does: never block interpreter exit
+        return _OneTripConnection(self, await_(connection))
+
+
+class SQLiteDialect_interlink(SQLiteDialect_aiosqlite):
+    driver = DRIVER_NAME
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> _OneTripDBAPI:
+        return _OneTripDBAPI(__import__("aiosqlite"), __import__("sqlite3"))
+
+
+registry.register(f"sqlite.{DRIVER_NAME}", __name__, "SQLiteDialect_interlink")
