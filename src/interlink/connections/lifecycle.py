@@ -162,27 +162,82 @@ def _draft(state: ConnectionsState, row: dict[str, Any], secrets: dict[str, Any]
     return view_of(sealed, state.catalog, state.runtime.vault)
 
 
+async def _revoke_at_provider(
+    state: ConnectionsState, row: dict[str, Any], app: dict[str, Any] | None
+) -> bool:
+    """Revoke the connection's token where the provider supports it; True if it took.
+
+    Best effort: a provider that cannot be reached or refuses leaves the caller to go on.
+    """
+    runtime = state.runtime
+    try:
+        view = view_of(row, state.catalog, runtime.vault)
+        token = view.credentials.get("refresh_token") or view.credentials.get("access_token")
+        if isinstance(view.mode, OAuth2Auth) and token and app is not None:
+            return await tokens.revoke(
+                state.egress, view.mode, view.config, token=str(token),
+                client_id=app["client_id"], client_secret=apps.app_secret(runtime.vault, app),
+            )  # fmt: skip
+    except Exception as error:
+        log.warning("token revocation failed", connection_id=row["id"], error=str(error))
+    return False
+
+
+async def _load_with_app(
+    state: ConnectionsState, tenant_id: str, connection_id: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    async with state.runtime.db.transaction() as conn:
+        row = await service.get_connection(conn, connection_id, tenant_id)
+        app = await apps.get_app(conn, tenant_id, row["provider"]) if row else None
+    return row, app
+
+
+async def revoke_connection(
+    state: ConnectionsState, principal: Principal, tenant_id: str, connection_id: str
+) -> dict[str, Any] | None:
+    """Revoke the token at the provider (where supported), forget every credential and keep
+    the connection as ``revoked`` (its history stays; authorizing it again revives it).
+
+    Returns the updated row, or None if there is no such connection. Revoking a revoked
+    connection changes nothing and emits nothing.
+    """
+    runtime = state.runtime
+    row, app = await _load_with_app(state, tenant_id, connection_id)
+    if row is None:
+        return None
+    if row["status"] == "revoked":
+        return row
+    revoked = await _revoke_at_provider(state, row, app)
+    reason = "revoked by request" + ("" if revoked else "; the provider was not told")
+    async with runtime.db.transaction() as conn:
+        if not await service.forget_credentials(
+            conn, runtime.vault, tenant_id, connection_id, reason
+        ):
+            return None  # deleted meanwhile
+        await runtime.outbox.emit(
+            conn, "connection.revoked",
+            {"connection_id": connection_id, "provider": row["provider"],
+             "revoked_at_provider": revoked},
+            tenant_id=tenant_id, component="connections", subject=connection_id,
+        )  # fmt: skip
+        details = {"revoked_at_provider": revoked}
+        await record_action(conn, principal, "connection.revoked", tenant_id=tenant_id,
+                            target=connection_id, details=details)  # fmt: skip
+        updated = await service.get_connection(conn, connection_id, tenant_id)
+    state.forget(connection_id)
+    return updated
+
+
 async def delete_connection(
     state: ConnectionsState, principal: Principal, tenant_id: str, connection_id: str
 ) -> bool:
     """Revoke the token where the provider supports it, then delete; False if not found."""
     runtime = state.runtime
-    async with runtime.db.transaction() as conn:
-        row = await service.get_connection(conn, connection_id, tenant_id)
-        app = await apps.get_app(conn, tenant_id, row["provider"]) if row else None
+    row, app = await _load_with_app(state, tenant_id, connection_id)
     if row is None:
         return False
-    revoked = False
-    try:
-        view = view_of(row, state.catalog, runtime.vault)
-        token = view.credentials.get("refresh_token") or view.credentials.get("access_token")
-        if isinstance(view.mode, OAuth2Auth) and token and app is not None:
-            revoked = await tokens.revoke(
-                state.egress, view.mode, view.config, token=str(token),
-                client_id=app["client_id"], client_secret=apps.app_secret(runtime.vault, app),
-            )  # fmt: skip
-    except Exception as error:  # revocation is best effort: the row goes either way
-        log.warning("token revocation failed", connection_id=connection_id, error=str(error))
+    # A connection revoked already has no token left to revoke.
+    revoked = row["status"] != "revoked" and await _revoke_at_provider(state, row, app)
     async with runtime.db.transaction() as conn:
         deleted = await service.delete_connection(conn, tenant_id, connection_id)
         if deleted:

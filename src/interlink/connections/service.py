@@ -148,6 +148,27 @@ async def set_status(
     )
 
 
+async def forget_credentials(
+    conn: AsyncConnection, vault: Vault, tenant_id: str, connection_id: str, reason: str
+) -> bool:
+    """Replace the credentials with nothing and mark the connection ``revoked``."""
+    result = await conn.execute(
+        update(connections)
+        .where(and_(connections.c.id == connection_id, connections.c.tenant_id == tenant_id))
+        .values(
+            credentials=encrypt_credentials(vault, connection_id, {}),
+            credentials_version=connections.c.credentials_version + 1,
+            expires_at=None,
+            status="revoked",
+            status_reason=reason[:500],
+            refresh_lease_owner=None,
+            refresh_lease_until=None,
+            updated_at=utcnow(),
+        )
+    )
+    return bool(result.rowcount)
+
+
 async def store_tokens(
     conn: AsyncConnection,
     vault: Vault,

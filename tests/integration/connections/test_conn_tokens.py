@@ -107,3 +107,60 @@ async def test_delete_revokes_at_the_provider_then_removes(sqlite_url: str) -> N
             assert gone.status_code == 404
             revoked = await _events(hub, "connection.revoked")
             assert revoked[0]["data"]["revoked_at_provider"] is True
+
+
+async def test_revoke_keeps_the_connection_as_revoked_and_the_proxy_refuses_it(
+    sqlite_url: str,
+) -> None:
+    async with serve_simulator("hubspot") as sim:
+        async with running_hub(sqlite_url, {"hubspot": sim.url}) as hub:
+            await hub.oauth_app("hubspot")
+            connection_id = connection_id_of(await hub.connect("hubspot", redirect_after=AFTER))
+            url = f"/v1/tenants/{hub.tenant_id}/connections/{connection_id}"
+            answer = await hub.admin.post(url + "/revoke")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["status"] == "revoked"
+            revocations = [r for r in sim.simulator.requests if r.method == "DELETE"]
+            assert len(revocations) == 1 and revocations[0].status == 204
+            shown = (await hub.admin.get(url)).json()
+            assert shown["status"] == "revoked"
+            assert "credentials" not in shown
+            async with hub.client(hub.key) as app:
+                refused = await app.get(f"/v1/proxy/{connection_id}/crm/v3/objects/contacts")
+            assert refused.status_code == 424, refused.text
+            assert refused.json()["type"].endswith("/connection-revoked")
+            # Again: nothing more happens at the provider or in the outbox.
+            assert (await hub.admin.post(url + "/revoke")).json()["status"] == "revoked"
+            assert len([r for r in sim.simulator.requests if r.method == "DELETE"]) == 1
+            [event] = await _events(hub, "connection.revoked")
+            assert event["data"]["revoked_at_provider"] is True
+            listed = await hub.admin.get(
+                f"/v1/tenants/{hub.tenant_id}/connections", params={"status": "revoked"}
+            )
+            assert [c["id"] for c in listed.json()["data"]] == [connection_id]
+            # Deleting it afterwards does not try to revoke a token that is gone.
+            assert (await hub.admin.delete(url)).status_code == 204
+            assert len([r for r in sim.simulator.requests if r.method == "DELETE"]) == 1
+
+
+async def test_revoking_an_unknown_or_foreign_connection_is_404(sqlite_url: str) -> None:
+    async with running_hub(sqlite_url, {}) as hub:
+        url = f"/v1/tenants/{hub.tenant_id}/connections/con_01J0000000000000000000000/revoke"
+        answer = await hub.admin.post(url)
+        assert answer.status_code == 404
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_authorizing_a_revoked_connection_again_revives_it(sqlite_url: str) -> None:
+    async with serve_simulator("hubspot") as sim:
+        async with running_hub(sqlite_url, {"hubspot": sim.url}) as hub:
+            await hub.oauth_app("hubspot")
+            connection_id = connection_id_of(await hub.connect("hubspot", redirect_after=AFTER))
+            url = f"/v1/tenants/{hub.tenant_id}/connections/{connection_id}"
+            assert (await hub.admin.post(url + "/revoke")).status_code == 200
+            again = await hub.connect("hubspot", redirect_after=AFTER, connection_id=connection_id)
+            assert connection_id_of(again) == connection_id
+            assert (await hub.admin.get(url)).json()["status"] == "active"
+            async with hub.client(hub.key) as app:
+                answer = await app.get(f"/v1/proxy/{connection_id}/crm/v3/objects/contacts")
+            assert answer.status_code == 200, answer.text

@@ -87,6 +87,25 @@ async def get_connection(
     return ConnectionPublic(**service.public_connection(row))
 
 
+@router.post(
+    _BASE + "/{connection_id}/revoke",
+    summary="Revoke the token at the provider and keep the connection as revoked",
+    responses={404: _PROBLEM},
+)
+async def revoke_connection(
+    connection_id: ConnectionIdPath, scope: TenantDep, runtime: RuntimeDep
+) -> ConnectionPublic:
+    """Where the provider supports revocation (RFC 7009 or its own endpoint) the token is
+    revoked there; either way every credential is forgotten, the status becomes ``revoked`` and
+    ``connection.revoked`` is emitted. Proxy calls then answer 424 ``connection-revoked``
+    until the connection is authorized again. Revoking twice changes nothing."""
+    state = connections_state(runtime)
+    row = await lifecycle.revoke_connection(state, scope.principal, scope.tenant_id, connection_id)
+    if row is None:
+        raise Problem.not_found("connection", connection_id)
+    return ConnectionPublic(**service.public_connection(row))
+
+
 @router.delete(
     _BASE + "/{connection_id}",
     status_code=204,
