@@ -171,7 +171,9 @@ def _load_catalog(runtime: Runtime) -> Catalog:
 
 
 def _limiter(runtime: Runtime) -> RateLimiter:
-    """Buckets shared by every process through Redis when configured, else in this process.
+    """Buckets shared by every process: through Redis when configured, else through the store
+    on PostgreSQL (several processes may share it), else in this process (the embedded store
+    has one process, whose workers all share these buckets).
 
     Every call names its bucket shape; the defaults below only apply to unnamed shapes.
     """
@@ -180,6 +182,10 @@ def _limiter(runtime: Runtime) -> RateLimiter:
         from redis.asyncio import Redis
 
         return RedisTokenBucket(Redis.from_url(str(redis_url)), rate=1e6, burst=1e6)
+    if runtime.db.is_postgres:
+        from interlink.egress.ratelimit_store import StoreTokenBucket
+
+        return StoreTokenBucket(runtime.db, rate=1e6, burst=1e6)
     return LocalTokenBucket(rate=1_000_000.0, burst=1_000_000.0)
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +19,16 @@ from sqlalchemy import (
 
 from interlink.store.types import JSONType, UTCDateTime
 
-__all__ = ["api_keys", "audit_log", "events", "jobs", "meta", "metadata", "tenants"]
+__all__ = [
+    "api_keys",
+    "audit_log",
+    "events",
+    "jobs",
+    "meta",
+    "metadata",
+    "rate_buckets",
+    "tenants",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -120,4 +130,12 @@ audit_log = Table(
     Column("request_id", String(128), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "tenant_id", "id"),
+)
+
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("at", Float, nullable=False),  # unix seconds of the last refill
 )

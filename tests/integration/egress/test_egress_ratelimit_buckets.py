@@ -1,23 +1,29 @@
-"""The same behaviour from both token buckets: in-process, and shared through Redis.
+"""The same behaviour from every token bucket: in-process, shared through Redis, and shared
+through the store (SQLite and PostgreSQL).
 
-The Redis cases need Redis on 127.0.0.1:6379. With CI=true they fail when it is missing;
-elsewhere they are skipped with the reason shown in the summary.
+The Redis cases need Redis on 127.0.0.1:6379 and the PostgreSQL ones PostgreSQL on :5432. With
+CI=true they fail when it is missing; elsewhere they are skipped with the reason shown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from interlink.egress import Limit, LocalTokenBucket, RateLimited, RateLimiter, RedisTokenBucket
+from interlink.egress.ratelimit_store import StoreTokenBucket
+from interlink.runtime import Runtime
+from tests.conftest import fresh_pg_database, make_settings
 
 
 @dataclass
@@ -60,20 +66,47 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
-async def make_bucket(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Bucket]]:
-    """Factory ``make_bucket(rate, burst)``; local buckets run on a fake clock."""
+@contextlib.asynccontextmanager
+async def _store(url: str) -> AsyncIterator[Runtime]:
+    runtime = Runtime(make_settings(url), capabilities=[])
+    await runtime.start(migrate_schema=True)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+@pytest.fixture(
+    params=["local", pytest.param("redis", marks=pytest.mark.redis), "store-sqlite", "store-pg"]
+)
+async def make_bucket(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[..., Bucket]]:
+    """Factory ``make_bucket(rate, burst)``; local and store buckets run on a fake clock."""
     prefix = f"test:{uuid.uuid4().hex}:"
     client = await _connect_redis() if request.param == "redis" else None
+    async with contextlib.AsyncExitStack() as stack:
+        runtime = None
+        if request.param == "store-sqlite":
+            runtime = await stack.enter_async_context(_store(f"sqlite:///{tmp_path}/b.db"))
+        elif request.param == "store-pg":
+            url = stack.enter_context(fresh_pg_database())
+            runtime = await stack.enter_async_context(_store(url))
 
-    def make(rate: float, burst: float) -> Bucket:
-        if client is None:
+        def make(rate: float, burst: float) -> Bucket:
             fake = FakeTime()
-            limiter = LocalTokenBucket(rate, burst, clock=fake, sleep=fake.sleep)
-            return Bucket(limiter, fake, "endpoint:ep_1")
-        return Bucket(RedisTokenBucket(client, rate, burst, prefix=prefix), time.monotonic, "ep_1")
+            if runtime is not None:
+                limiter: RateLimiter = StoreTokenBucket(
+                    runtime.db, rate, burst, wall_clock=fake, sleep=fake.sleep
+                )
+                return Bucket(limiter, fake, "connection:con_1")
+            if client is None:
+                limiter = LocalTokenBucket(rate, burst, clock=fake, sleep=fake.sleep)
+                return Bucket(limiter, fake, "endpoint:ep_1")
+            limiter = RedisTokenBucket(client, rate, burst, prefix=prefix)
+            return Bucket(limiter, time.monotonic, "ep_1")
 
-    yield make
+        yield make
     if client is not None:
         keys = [key async for key in client.scan_iter(match=prefix + "*")]
         if keys:
@@ -174,3 +207,19 @@ async def test_redis_budget_is_shared_between_limiter_instances(redis_client) ->
     with pytest.raises(RateLimited):
         await worker_b.acquire("shared", max_wait=0)
     await redis_client.delete(prefix + "shared")
+
+
+async def test_store_budget_is_shared_between_processes_on_postgres() -> None:
+    """Two runtimes (as two processes would) on one PostgreSQL database share one budget."""
+    with fresh_pg_database() as url:
+        async with _store(url) as first, _store(url) as second:
+            worker_a = StoreTokenBucket(first.db, rate=0.01, burst=3)
+            worker_b = StoreTokenBucket(second.db, rate=0.01, burst=3)
+
+            granted = await asyncio.gather(
+                *(worker.acquire("shared", max_wait=0) for worker in (worker_a, worker_b) * 2),
+                return_exceptions=True,
+            )
+
+            assert sum(1 for outcome in granted if outcome == 0.0) == 3
+            assert sum(1 for outcome in granted if isinstance(outcome, RateLimited)) == 1
