@@ -39,7 +39,13 @@ async def test_api_only_server_and_two_workers_share_the_work(tmp_path: Path, pg
             secret = "whsec_scale_out_test"
             async with session.post(
                 f"{api.url}/v1/tenants/{tenant}/sources",
-                json={"provider": "stripe", "secret": secret},
+                # A source of a connection: each event is a job for the workers (the
+                # connection's sync triggers), beyond its webhook.received.
+                json={
+                    "provider": "stripe",
+                    "secret": secret,
+                    "connection_id": "con_01J0000000000000000000000",
+                },
             ) as response:
                 assert response.status == 201, await response.text()
                 ingest_url = (await response.json())["ingest_url"]
@@ -64,9 +70,14 @@ async def test_api_only_server_and_two_workers_share_the_work(tmp_path: Path, pg
                 worker.process = None
                 worker.start(wait=False)
             try:
+                received = await conn.fetchval(
+                    "SELECT count(*) FROM events WHERE type = 'dev.interlink.webhook.received'"
+                )
+                assert received == WEBHOOKS  # emitted with each event, before the 200
                 for _ in range(240):
                     done = await conn.fetchval(
-                        "SELECT count(*) FROM events WHERE type = 'dev.interlink.webhook.received'"
+                        "SELECT count(*) FROM jobs "
+                        "WHERE kind = 'inbound.process' AND status = 'succeeded'"
                     )
                     if done == WEBHOOKS:
                         break
