@@ -114,20 +114,20 @@ class FastPaths:
 
     def __init__(self, mounts: Sequence[tuple[str, ASGIApp]], metrics: Metrics):
         self.metrics = metrics
-        self.prefixes: list[tuple[str, ASGIApp]] = []
+        self.prefixes: list[tuple[str, str, ASGIApp]] = []  # prefix, route label, app
         self.patterns: list[tuple[str, str, re.Pattern[str], ASGIApp]] = []
         for key, target in mounts:
             method, _, pattern = key.partition(" ")
             if pattern.startswith("^"):
                 self.patterns.append((pattern, method.upper(), re.compile(pattern), target))
             else:
-                self.prefixes.append((f"{key}*", target))
+                self.prefixes.append((key, f"{key}*", target))
 
     def match(self, scope: Scope) -> tuple[str, ASGIApp] | None:
         """The route label and app serving this HTTP request, or None for FastAPI."""
         path: str = scope["path"]
-        for route, target in self.prefixes:
-            if path.startswith(route[:-1]):
+        for prefix, route, target in self.prefixes:
+            if path.startswith(prefix):
                 return route, target
         for route, method, pattern, target in self.patterns:
             if scope["method"] == method and pattern.match(path):

@@ -236,8 +236,8 @@ class GroupCommitWriter:
             data = received_event_data(proposed, source, payload, 0)
             received.append((data, proposed["tenant_id"], proposed["source_id"]))
             if _needs_job(source):
-                payload = {"event_id": event_id, "replay": 0, "emitted": True}
-                jobs.append((PROCESS_JOB, payload, proposed["tenant_id"], None))
+                job = {"event_id": event_id, "replay": 0, "emitted": True}
+                jobs.append((PROCESS_JOB, job, proposed["tenant_id"], None))
         await emit_all(self._outbox, conn, "webhook.received", received)
         await self._queue.enqueue_many(conn, jobs)
 
