@@ -197,6 +197,7 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        _settle_garbage_collector()
         typer.echo(f"Interlink worker on {runtime.db.dialect}")
         try:
             await runtime.run_workers(stop, concurrency)

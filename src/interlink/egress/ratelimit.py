@@ -36,6 +36,7 @@ __all__ = [
     "Quota",
     "RateLimiter",
     "RedisTokenBucket",
+    "TokenBuckets",
     "parse_quota",
 ]
 
@@ -148,7 +149,7 @@ def _ceiling_after(quota: Quota, rate: float) -> float:
     return 1.0 - rate * quota.reset
 
 
-class _TokenBuckets(abc.ABC):
+class TokenBuckets(abc.ABC):
     """What both adapters share: reserve-then-sleep, and folding quota headers into a bucket.
 
     Subclasses keep the buckets; they only take tokens (`_reserve`) and cap them (`_lower`).
@@ -203,7 +204,7 @@ class _TokenBuckets(abc.ABC):
         """Cap `key`'s tokens at `ceiling`."""
 
 
-class LocalTokenBucket(_TokenBuckets):
+class LocalTokenBucket(TokenBuckets):
     """In-process token buckets, one per key.
 
     Args:
@@ -320,7 +321,7 @@ return 1
 )
 
 
-class RedisTokenBucket(_TokenBuckets):
+class RedisTokenBucket(TokenBuckets):
     """Token buckets in Redis, shared by every worker and process using the same keys.
 
     Args:

@@ -12,20 +12,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from interlink.egress.ratelimit import Limit, _TokenBuckets
+from interlink.egress.ratelimit import Limit, TokenBuckets
 from interlink.store.database import Database
 from interlink.store.schema import rate_buckets
 
 __all__ = ["StoreTokenBucket"]
 
 _KEY_LIMIT = 300
+T = TypeVar("T")
 
 
-class StoreTokenBucket(_TokenBuckets):
+class StoreTokenBucket(TokenBuckets):
     """Token buckets in the ``rate_buckets`` table of ``db``.
 
     Args:
@@ -52,9 +54,8 @@ class StoreTokenBucket(_TokenBuckets):
             index_elements=[rate_buckets.c.key]
         )
 
-    async def _change(
-        self, key: str, shape: Limit, cost: float, max_wait: float | None, ceiling: float | None
-    ) -> tuple[bool, float]:
+    async def _update(self, key: str, shape: Limit, apply: Callable[[float], tuple[float, T]]) -> T:
+        """Refill ``key``'s bucket, let ``apply`` turn its tokens into new ones, store them."""
         key = key[:_KEY_LIMIT]
         now = self._wall_clock()
         locked = select(rate_buckets.c.tokens, rate_buckets.c.at).where(rate_buckets.c.key == key)
@@ -65,25 +66,24 @@ class StoreTokenBucket(_TokenBuckets):
                 await conn.execute(self._insert, {"key": key, "tokens": shape.burst, "at": now})
                 row = (await conn.execute(locked.with_for_update())).one()
             tokens = min(shape.burst, row.tokens + max(0.0, now - row.at) * shape.rate)
-            granted, wait = True, 0.0
-            if ceiling is not None:
-                tokens = min(tokens, ceiling)
-            else:
-                wait = max(0.0, (cost - tokens) / shape.rate)
-                granted = max_wait is None or wait <= max_wait
-                if granted:
-                    tokens -= cost
+            tokens, outcome = apply(tokens)
             await conn.execute(
                 update(rate_buckets)
                 .where(rate_buckets.c.key == key)
                 .values(tokens=tokens, at=max(now, row.at))
             )
-        return granted, wait
+        return outcome
 
     async def _reserve(
         self, key: str, cost: float, shape: Limit, max_wait: float | None
     ) -> tuple[bool, float]:
-        return await self._change(key, shape, cost, max_wait, None)
+        def take(tokens: float) -> tuple[float, tuple[bool, float]]:
+            wait = max(0.0, (cost - tokens) / shape.rate)
+            if max_wait is not None and wait > max_wait:
+                return tokens, (False, wait)
+            return tokens - cost, (True, wait)
+
+        return await self._update(key, shape, take)
 
     async def _lower(self, key: str, shape: Limit, ceiling: float) -> None:
-        await self._change(key, shape, 0.0, None, ceiling)
+        await self._update(key, shape, lambda tokens: (min(tokens, ceiling), None))

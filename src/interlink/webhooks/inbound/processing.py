@@ -5,10 +5,10 @@ a job only when the source has destinations or belongs to a connection; a replay
 which emits the event again (with its ``replay`` number) and routes it through today's rules.
 
 Jobs are handled in batches (:class:`interlink.queue.BatchHandler`): one transaction reads the
-batch's events with their sources, then their destinations (two queries), emits every event, writes
-the forwards and their jobs, updates the events and marks the jobs done. So the work commits
-exactly once per receipt (and once per replay, each replay being its own job), and a crash
-before the commit reruns the batch.
+batch's events with their sources, then their destinations (two queries), writes the forwards
+and their jobs, emits the replays' events, updates the events and marks the jobs done. So the
+work commits exactly once per job (once per replay, each replay being its own job), and a
+crash before the commit reruns the batch.
 
 Should the batch fail for another reason than the store, it runs again with a savepoint per job,
 so that one failing job (a sync trigger raising, say) is retried on its own while the others
@@ -111,7 +111,6 @@ class _Batch:
             "connection_id": event["connection_id"],
         }
         payload = decode_payload(event["provider"], event["content_type"], event["body"])
-        data = received_event_data(event, source, payload, replay)
         forwards = await self._route(event, payload, replay)
         if event["connection_id"]:
             received = ReceivedWebhook(
@@ -130,6 +129,7 @@ class _Batch:
         # Recorded last, so that a job failing above leaves no trace in the batch. A receipt's
         # event was emitted by the writer, in the transaction that stored it.
         if not job.payload.get("emitted"):
+            data = received_event_data(event, source, payload, replay)
             self.received.append((data, event["tenant_id"], event["source_id"]))
         (self.forwarding if forwards else self.processed)[event["id"]] += 1
 
