@@ -22,7 +22,12 @@ async def test_api_only_server_and_two_workers_share_the_work(tmp_path: Path, pg
     assert migrate.process is not None
     assert migrate.process.wait(120) == 0, migrate.output()
     migrate.stop()
-    env = {"INTERLINK_JOB_POLL_SECONDS": "0.5", "INTERLINK_LOG_LEVEL": "warning"}
+    env = {
+        "INTERLINK_JOB_POLL_SECONDS": "0.5",
+        "INTERLINK_LOG_LEVEL": "warning",
+        # The workers' health probe of the connection stays off the network (a refused address).
+        "INTERLINK_PROVIDER_OVERRIDES": "stripe=http://127.0.0.1:9",
+    }
     api = InterlinkProcess(tmp_path, database_url=pg_url, args=("serve", "--no-worker"), env=env)
     workers = [
         InterlinkProcess(
@@ -36,16 +41,23 @@ async def test_api_only_server_and_two_workers_share_the_work(tmp_path: Path, pg
         async with aiohttp.ClientSession(headers=headers) as session:
             async with session.post(f"{api.url}/v1/tenants", json={"name": "Scale"}) as response:
                 tenant = (await response.json())["id"]
+            async with session.post(
+                f"{api.url}/v1/tenants/{tenant}/connections",
+                json={
+                    "provider": "stripe",
+                    "auth_type": "api_key",
+                    "credentials": {"api_key": "sk_test_scale_out"},
+                    "verify": False,
+                },
+            ) as response:
+                assert response.status == 201, await response.text()
+                connection_id = (await response.json())["id"]
             secret = "whsec_scale_out_test"
             async with session.post(
                 f"{api.url}/v1/tenants/{tenant}/sources",
                 # A source of a connection: each event is a job for the workers (the
                 # connection's sync triggers), beyond its webhook.received.
-                json={
-                    "provider": "stripe",
-                    "secret": secret,
-                    "connection_id": "con_01J0000000000000000000000",
-                },
+                json={"provider": "stripe", "secret": secret, "connection_id": connection_id},
             ) as response:
                 assert response.status == 201, await response.text()
                 ingest_url = (await response.json())["ingest_url"]

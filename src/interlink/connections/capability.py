@@ -44,6 +44,8 @@ async def _stop(runtime: Runtime) -> None:
     await stop_demo(runtime)
     await state.events.stop()
     await state.egress.close()
+    for close in state.closers:
+        await close()
 
 
 def _handlers(runtime: Runtime) -> Mapping[str, JobHandler]:

@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,8 @@ class ConnectionsState:
     provider_hosts: dict[str, str] = field(default_factory=dict)
     policies: dict[str, ProviderPolicy] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    # What the limiter holds open (a Redis client), closed when the capability stops.
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     def cached(self, connection_id: str) -> ConnectionView | None:
         entry = self.cache.get(connection_id)
@@ -170,23 +173,25 @@ def _load_catalog(runtime: Runtime) -> Catalog:
     return catalog.with_overrides(overrides) if overrides else catalog
 
 
-def _limiter(runtime: Runtime) -> RateLimiter:
+def _limiter(runtime: Runtime) -> tuple[RateLimiter, Callable[[], Awaitable[Any]] | None]:
     """Buckets shared by every process: through Redis when configured, else through the store
     on PostgreSQL (several processes may share it), else in this process (the embedded store
     has one process, whose workers all share these buckets).
 
     Every call names its bucket shape; the defaults below only apply to unnamed shapes.
+    Returns the limiter and what closes the client it opened, if any.
     """
     redis_url = runtime.settings.redis_url
     if redis_url:
         from redis.asyncio import Redis
 
-        return RedisTokenBucket(Redis.from_url(str(redis_url)), rate=1e6, burst=1e6)
+        client = Redis.from_url(str(redis_url))
+        return RedisTokenBucket(client, rate=1e6, burst=1e6), client.aclose
     if runtime.db.is_postgres:
         from interlink.egress.ratelimit_store import StoreTokenBucket
 
-        return StoreTokenBucket(runtime.db, rate=1e6, burst=1e6)
-    return LocalTokenBucket(rate=1_000_000.0, burst=1_000_000.0)
+        return StoreTokenBucket(runtime.db, rate=1e6, burst=1e6), None
+    return LocalTokenBucket(rate=1_000_000.0, burst=1_000_000.0), None
 
 
 def _build(runtime: Runtime) -> ConnectionsState:
@@ -201,7 +206,7 @@ def _build(runtime: Runtime) -> ConnectionsState:
             events.add("circuit_breaker.closed", {"host": host, "from": old.value}, tenant_id=None)
 
     breakers = BreakerRegistry(BreakerConfig(), on_state_change=on_breaker)
-    limiter = _limiter(runtime)
+    limiter, close_limiter = _limiter(runtime)
     egress = EgressClient(
         address_policy=AddressPolicy(allow=parse_allow_list(runtime.settings.egress_allow)),
         timeouts=PROXY_TIMEOUTS,
@@ -221,6 +226,7 @@ def _build(runtime: Runtime) -> ConnectionsState:
         events=events,
         metrics=metrics,
         owner=owner,
+        closers=[close_limiter] if close_limiter else [],
     )
 
 

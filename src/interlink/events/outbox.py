@@ -27,6 +27,8 @@ __all__ = ["EVENT_TYPE_PREFIX", "Outbox", "OutboxEvent", "to_cloudevent"]
 
 EVENT_TYPE_PREFIX = "dev.interlink."
 NOTIFY_CHANNEL = "interlink_events"
+# Built once: a new insert() per call would cost a cache key each time.
+_INSERT = events.insert()
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -95,8 +97,17 @@ class Outbox:
         """Write several events in one statement in ``conn``'s transaction; returns their ids."""
         if not batch:
             return []
+        rows = self.rows(batch)
+        await conn.execute(_INSERT, rows)
+        await self._signal(conn)
+        return [row["id"] for row in rows]
+
+    @staticmethod
+    def rows(batch: Sequence[OutboxEvent]) -> list[dict[str, Any]]:
+        """The ``events`` rows of ``batch``, for a caller that writes them itself (then calls
+        :meth:`wake` after its commit)."""
         now = utcnow()
-        rows: list[dict[str, Any]] = [
+        return [
             {
                 "id": new_id("evt"),
                 "tenant_id": event.tenant_id,
@@ -109,14 +120,12 @@ class Outbox:
             }
             for event in batch
         ]
-        await conn.execute(events.insert(), rows)
-        await self._signal(conn)
-        return [row["id"] for row in rows]
 
     async def _signal(self, conn: AsyncConnection) -> None:
-        await signal_on_commit(conn, NOTIFY_CHANNEL, self._wake, postgres=self.db.is_postgres)
+        await signal_on_commit(conn, NOTIFY_CHANNEL, self.wake, postgres=self.db.is_postgres)
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Tell this process's relay that events were committed."""
         for listener in self._wake_listeners:
             listener()
 

@@ -24,6 +24,9 @@ __all__ = ["NOTIFY_CHANNEL", "Job", "JobQueue", "JobStatus", "LeaseLost"]
 NOTIFY_CHANNEL = "interlink_jobs"
 _ERROR_LIMIT = 2000
 
+# Built once: a new insert() per call would cost a cache key each time.
+_INSERT = jobs.insert()
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -98,7 +101,8 @@ class JobQueue:
         """Called after a transaction that enqueued jobs commits (in this process)."""
         self._wake_listeners.append(listener)
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Tell this process's workers that jobs were committed."""
         for listener in self._wake_listeners:
             listener()
 
@@ -133,8 +137,34 @@ class JobQueue:
         """Write several jobs ``(kind, payload, tenant_id, idempotency_key)`` at once."""
         if not items:
             return []
+        rows = self.rows(items, run_at=run_at, max_attempts=max_attempts)
+        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
+        stmt = insert(jobs).on_conflict_do_nothing().returning(jobs.c.id)
+        if any(row["idempotency_key"] for row in rows):
+            created = set()
+            for row in rows:  # one by one so that each conflict is known
+                result = await conn.execute(stmt, row)
+                if result.scalar_one_or_none() is not None:
+                    created.add(row["id"])
+            ids: list[str | None] = [row["id"] if row["id"] in created else None for row in rows]
+        else:
+            await conn.execute(_INSERT, rows)
+            ids = [row["id"] for row in rows]
+        if any(ids):
+            await self._signal(conn)
+        return ids
+
+    def rows(
+        self,
+        items: Sequence[tuple[str, dict[str, Any], str | None, str | None]],
+        *,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The ``jobs`` rows of ``items``, for a caller that writes them itself (then calls
+        :meth:`wake` after its commit)."""
         now = utcnow()
-        rows: list[dict[str, Any]] = [
+        return [
             {
                 "id": new_id("job"),
                 "kind": kind,
@@ -150,24 +180,9 @@ class JobQueue:
             }
             for kind, payload, tenant_id, key in items
         ]
-        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
-        stmt = insert(jobs).on_conflict_do_nothing().returning(jobs.c.id)
-        if any(row["idempotency_key"] for row in rows):
-            created = set()
-            for row in rows:  # one by one so that each conflict is known
-                result = await conn.execute(stmt, row)
-                if result.scalar_one_or_none() is not None:
-                    created.add(row["id"])
-            ids: list[str | None] = [row["id"] if row["id"] in created else None for row in rows]
-        else:
-            await conn.execute(jobs.insert(), rows)
-            ids = [row["id"] for row in rows]
-        if any(ids):
-            await self._signal(conn)
-        return ids
 
     async def _signal(self, conn: AsyncConnection) -> None:
-        await signal_on_commit(conn, NOTIFY_CHANNEL, self._wake, postgres=self.db.is_postgres)
+        await signal_on_commit(conn, NOTIFY_CHANNEL, self.wake, postgres=self.db.is_postgres)
 
     async def claim(self, worker_id: str, kinds: Iterable[str], limit: int) -> list[Job]:
         """Lease up to ``limit`` due jobs of ``kinds`` to ``worker_id``."""

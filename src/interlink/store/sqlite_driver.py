@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -28,9 +28,10 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["DRIVER_NAME", "SQLiteDialect_interlink"]
+__all__ = ["DRIVER_NAME", "SQLiteDialect_interlink", "run_on_thread"]
 
 DRIVER_NAME = "interlink"
+_T = TypeVar("_T")
 
 # What one trip brings back: description, rowcount, lastrowid, rows.
 _Outcome = tuple[Any, int, int | None, list[Any] | None]
@@ -116,6 +117,15 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _async_soft_close(self) -> None:
         return None  # nothing is left open between trips
+
+
+async def run_on_thread(adapter: Any, function: Callable[..., _T], *args: Any) -> _T:
+    """Run ``function(sqlite3_connection, *args)`` on the thread of the DBAPI connection
+    ``adapter`` (a pool connection's ``dbapi_connection``), in one trip, between statements."""
+    connection = adapter._connection
+    async with adapter._execute_mutex:
+        result: _T = await connection._execute(function, connection._conn, *args)
+    return result
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):

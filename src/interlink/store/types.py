@@ -10,13 +10,26 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["JSONType", "UTCDateTime", "utcnow"]
+__all__ = ["JSONType", "UTCDateTime", "sqlite_utc_text", "utcnow"]
 
 JSONType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def sqlite_utc_text(value: datetime | None) -> str | None:
+    """What a ``UTCDateTime`` is stored as on SQLite, as SQLAlchemy's own processing writes it
+    (``2026-11-23 03:04:05.000012``), without its cost; for statements run directly."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    text = value.replace(tzinfo=None).isoformat(" ")
+    return text if value.microsecond else f"{text}.000000"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

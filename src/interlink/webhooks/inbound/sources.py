@@ -3,6 +3,11 @@
 The secret is encrypted by the vault (context ``inbound_sources.secret:{id}``) and never leaves
 this module in a public view. A source may keep its previous secret for a grace period after a
 rotation, so deliveries signed with either are accepted while the provider switches over.
+
+A source's ``connection_id`` must name a connection of the same tenant when it is set; this is
+the one read of the connections capability's table, made in the transaction that writes the
+source. A connection deleted later leaves the id in place: processing still hands it to the sync
+triggers, which must cope with a connection that no longer exists.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interlink.connections.tables import connections
 from interlink.ids import new_id
 from interlink.store.types import utcnow
 from interlink.vault import Vault
@@ -24,6 +30,7 @@ from interlink.webhooks.inbound.verifiers import UnknownProviderError, Verifier,
 __all__ = [
     "IngestConfig",
     "SourceConfigError",
+    "UnknownConnectionError",
     "build_verifier",
     "create_source",
     "decrypt_secret",
@@ -34,6 +41,7 @@ __all__ = [
     "list_sources",
     "load_ingest_config",
     "public_source",
+    "require_connection",
     "rotate_source_secret",
     "update_source",
 ]
@@ -43,6 +51,20 @@ _SECRET_FIELDS = ("secret", "previous_secret")
 
 class SourceConfigError(ValueError):
     """The provider, secret or options of a source are not usable (answer 422)."""
+
+
+class UnknownConnectionError(SourceConfigError):
+    """``connection_id`` names no connection of the source's tenant (answer 422).
+
+    Another tenant's connection is reported exactly like a missing one.
+    """
+
+    field = "connection_id"
+
+    def __init__(self, connection_id: str) -> None:
+        self.connection_id = connection_id
+        self.reason = f"connection {connection_id} does not exist"
+        super().__init__(f"{self.field}: {self.reason}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,23 @@ def public_source(row: Mapping[str, Any], public_url: str) -> dict[str, Any]:
     return view
 
 
+async def require_connection(
+    conn: AsyncConnection, tenant_id: str, connection_id: str, *, connections_installed: bool
+) -> None:
+    """Raise :class:`UnknownConnectionError` unless the tenant has this connection.
+
+    Without the connections capability (``connections_installed`` false) its table does not
+    exist and no connection can, so every id is unknown.
+    """
+    if connections_installed:
+        query = select(connections.c.id).where(
+            connections.c.id == connection_id, connections.c.tenant_id == tenant_id
+        )
+        if (await conn.execute(query)).first() is not None:
+            return
+    raise UnknownConnectionError(connection_id)
+
+
 async def create_source(
     conn: AsyncConnection,
     vault: Vault,
@@ -108,10 +147,20 @@ async def create_source(
     provider: str,
     secret: str,
     fields: Mapping[str, Any],
+    connections_installed: bool = True,
 ) -> dict[str, Any]:
-    """Store a new source; ``fields`` holds the optional columns (name, options, ...)."""
+    """Store a new source; ``fields`` holds the optional columns (name, options, ...).
+
+    Raises:
+        SourceConfigError: the provider, secret or options are unusable, or
+            (:class:`UnknownConnectionError`) ``connection_id`` is not one of the tenant's.
+    """
     options = dict(fields.get("options") or {})
     build_verifier(registry, provider, secret, options)
+    if fields.get("connection_id") is not None:
+        await require_connection(
+            conn, tenant_id, fields["connection_id"], connections_installed=connections_installed
+        )
     source_id = new_id("src")
     now = utcnow()
     row: dict[str, Any] = {
@@ -166,11 +215,23 @@ async def update_source(
     registry: VerifierRegistry,
     current: Mapping[str, Any],
     changes: Mapping[str, Any],
+    *,
+    connections_installed: bool = True,
 ) -> dict[str, Any]:
-    """Apply ``changes`` (already validated column values) to the source row ``current``."""
+    """Apply ``changes`` (already validated column values) to the source row ``current``.
+
+    A ``connection_id`` in ``changes`` is checked like on creation (None unbinds the source).
+    """
     if "options" in changes:
         secret = vault.decrypt(current["secret"], context=_context(current["id"], "secret"))
         build_verifier(registry, current["provider"], secret, changes["options"] or {})
+    if changes.get("connection_id") is not None:
+        await require_connection(
+            conn,
+            current["tenant_id"],
+            changes["connection_id"],
+            connections_installed=connections_installed,
+        )
     values = {**changes, "updated_at": utcnow()}
     await conn.execute(
         update(inbound_sources).where(inbound_sources.c.id == current["id"]).values(**values)

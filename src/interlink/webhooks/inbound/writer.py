@@ -22,14 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interlink.events.outbox import Outbox
+from interlink.events.outbox import Outbox, OutboxEvent
 from interlink.queue.jobs import JobQueue
 from interlink.store.database import Database, StoreUnavailable
-from interlink.webhooks.inbound.emitting import emit_all, received_event_data
+from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction
+from interlink.store.schema import events as events_table
+from interlink.store.schema import jobs as jobs_table
+from interlink.webhooks.inbound.emitting import COMPONENT, received_event_data
 from interlink.webhooks.inbound.payloads import decode_payload
 from interlink.webhooks.inbound.tables import (
     inbound_destinations,
@@ -40,6 +44,7 @@ from interlink.webhooks.inbound.tables import (
 __all__ = ["PROCESS_JOB", "GroupCommitWriter", "PendingRow", "WriteOutcome"]
 
 PROCESS_JOB = "inbound.process"
+_INSERT_EVENT = inbound_events.insert()
 log = structlog.get_logger("interlink.inbound.writer")
 
 
@@ -97,6 +102,7 @@ class GroupCommitWriter:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._upsert_statement = _upsert_statement(db.is_postgres)
+        self._direct = None if db.is_postgres else _DirectWrites(db.engine.dialect, queue)
 
     def start(self) -> None:
         """Start the writer tasks on the running loop."""
@@ -172,106 +178,196 @@ class GroupCommitWriter:
                 item.future.exception()  # the request may have gone away; do not warn
 
     async def _commit(self, batch: list[PendingRow]) -> list[WriteOutcome]:
+        if self._direct is not None:
+            outcomes, emitted, enqueued = await run_transaction(self._db, self._direct.write, batch)
+            if emitted:
+                self._outbox.wake()
+            if enqueued:
+                self._queue.wake()
+            return outcomes
         async with self._db.transaction() as conn:
             return await self._write(conn, batch)
 
     async def _write(self, conn: AsyncConnection, batch: list[PendingRow]) -> list[WriteOutcome]:
         outcomes: dict[int, WriteOutcome] = {}
-        groups: dict[tuple[str, str], list[int]] = {}
-        for index, item in enumerate(batch):
-            if item.row["status"] == "accepted":
-                groups.setdefault((item.row["source_id"], item.row["dedupe_key"]), []).append(index)
+        groups = _accepted_groups(batch)
+        events: list[OutboxEvent] = []
         if groups:
-            await self._write_accepted(conn, batch, groups, outcomes)
-        rejected = [(i, item) for i, item in enumerate(batch) if item.row["status"] == "rejected"]
+            query = _sources_query(sorted({source_id for source_id, _ in groups}))
+            sources = {row["id"]: dict(row) for row in (await conn.execute(query)).mappings()}
+            rows = _rows_to_store(batch, groups, sources)
+            result = await conn.execute(self._upsert_statement, rows)
+            stored = {(row[1], row[2]): (row[0], int(row[3])) for row in result.all()}
+            events, jobs = _settle(batch, groups, sources, stored, outcomes)
+            await self._queue.enqueue_many(conn, jobs)
+        rejected, failed = _rejected(batch, outcomes)
         if rejected:
-            await conn.execute(inbound_events.insert(), [item.row for _, item in rejected])
-            for index, item in rejected:
-                outcomes[index] = WriteOutcome(item.row["id"], "rejected", 1)
-                if item.auth_failed is not None:
-                    await self._outbox.emit(
-                        conn,
-                        "auth.failed",
-                        item.auth_failed,
-                        tenant_id=item.row["tenant_id"],
-                        component="webhooks",
-                        subject=item.row["source_id"],
-                    )
+            await conn.execute(_INSERT_EVENT, rejected)
+        await self._outbox.emit_many(conn, [*events, *failed])
         return [outcomes[index] for index in range(len(batch))]
 
-    async def _write_accepted(
-        self,
-        conn: AsyncConnection,
-        batch: list[PendingRow],
-        groups: dict[tuple[str, str], list[int]],
-        outcomes: dict[int, WriteOutcome],
-    ) -> None:
-        sources = await _sources(conn, {source_id for source_id, _ in groups})
-        rows = []
-        # A stable order of keys: concurrent batches lock rows in the same order.
-        for key in sorted(groups):
-            row = {**batch[groups[key][0]].row, "seen_count": len(groups[key])}
-            done = not _needs_job(sources.get(key[0]))
-            # Every row names the same columns: the statement is executed once for them all.
-            row.update(
-                processing_status="processed" if done else "pending",
-                attempts=1 if done else 0,
-                processed_at=row["received_at"] if done else None,
+
+class _DirectWrites:
+    """The writer's transaction on SQLite, run in one trip to the connection's thread
+    (:func:`run_transaction`): the same steps as ``GroupCommitWriter._write``, without
+    SQLAlchemy's per-statement cost."""
+
+    def __init__(self, dialect: Dialect, queue: JobQueue) -> None:
+        self._dialect = dialect
+        self._queue = queue
+        self._sources = DirectStatement.compile(_sources_query(bindparam("id")), dialect)
+        self._inserts: dict[tuple[Any, ...], DirectStatement] = {}
+
+    def write(
+        self, tx: DirectTransaction, batch: list[PendingRow]
+    ) -> tuple[list[WriteOutcome], bool, bool]:
+        """Store ``batch``; returns the outcomes and whether events and jobs were written."""
+        outcomes: dict[int, WriteOutcome] = {}
+        groups = _accepted_groups(batch)
+        events: list[OutboxEvent] = []
+        job_rows: list[dict[str, Any]] = []
+        if groups:
+            ids = sorted({source_id for source_id, _ in groups})
+            sources = {
+                row[0]: {"id": row[0], "provider": row[1], "connection_id": row[2],
+                         "routed": bool(row[3])}
+                for row in tx.fetch(self._sources, [{"id": source_id} for source_id in ids])
+            }  # fmt: skip
+            rows = _rows_to_store(batch, groups, sources)
+            upsert = self._statement("upsert", rows[0])
+            stored = {(row[1], row[2]): (row[0], int(row[3])) for row in tx.fetch(upsert, rows)}
+            events, jobs = _settle(batch, groups, sources, stored, outcomes)
+            job_rows = self._queue.rows(jobs)
+        rejected, failed = _rejected(batch, outcomes)
+        event_rows = Outbox.rows([*events, *failed])
+        for kind, rows in (("insert", rejected), ("events", event_rows), ("jobs", job_rows)):
+            if rows:
+                tx.execute_many(self._statement(kind, rows[0]), rows)
+        return [outcomes[index] for index in range(len(batch))], bool(event_rows), bool(job_rows)
+
+    def _statement(self, kind: str, row: dict[str, Any]) -> DirectStatement:
+        key = (kind, *row)
+        statement = self._inserts.get(key)
+        if statement is None:
+            values: dict[str, Any] = {column: bindparam(column) for column in row}
+            if kind == "upsert":
+                statement = DirectStatement.compile(_upsert_statement(False, values), self._dialect)
+            else:
+                table = {"insert": inbound_events, "events": events_table, "jobs": jobs_table}
+                statement = DirectStatement.insert(table[kind], list(row), self._dialect)
+            self._inserts[key] = statement
+        return statement
+
+
+def _accepted_groups(batch: Sequence[PendingRow]) -> dict[tuple[str, str], list[int]]:
+    """The batch's accepted rows by ``(source_id, dedupe_key)``: one stored event per key."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, item in enumerate(batch):
+        if item.row["status"] == "accepted":
+            groups.setdefault((item.row["source_id"], item.row["dedupe_key"]), []).append(index)
+    return groups
+
+
+def _rows_to_store(
+    batch: Sequence[PendingRow],
+    groups: dict[tuple[str, str], list[int]],
+    sources: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One row per key, in a stable order so that concurrent batches lock rows alike."""
+    rows = []
+    for key in sorted(groups):
+        row = {**batch[groups[key][0]].row, "seen_count": len(groups[key])}
+        done = not _needs_job(sources.get(key[0]))
+        # Every row names the same columns: the statement is executed once for them all.
+        row.update(
+            processing_status="processed" if done else "pending",
+            attempts=1 if done else 0,
+            processed_at=row["received_at"] if done else None,
+        )
+        rows.append(row)
+    return rows
+
+
+def _settle(
+    batch: Sequence[PendingRow],
+    groups: dict[tuple[str, str], list[int]],
+    sources: dict[str, dict[str, Any]],
+    stored: dict[tuple[str, str], tuple[str, int]],
+    outcomes: dict[int, WriteOutcome],
+) -> tuple[list[OutboxEvent], list[tuple[str, dict[str, Any], str | None, str | None]]]:
+    """Each request's outcome, and the ``webhook.received`` events and processing jobs of the
+    events stored new."""
+    events = []
+    jobs: list[tuple[str, dict[str, Any], str | None, str | None]] = []
+    for key, indexes in groups.items():
+        proposed = batch[indexes[0]].row
+        event_id, seen = stored[key]
+        new = event_id == proposed["id"]
+        for position, index in enumerate(indexes):
+            status = "accepted" if new and position == 0 else "duplicate"
+            outcomes[index] = WriteOutcome(event_id, status, seen)
+        source = sources.get(key[0])
+        if not new or source is None:
+            continue
+        payload = decode_payload(source["provider"], proposed["content_type"], proposed["body"])
+        data = received_event_data(proposed, source, payload, 0)
+        events.append(
+            OutboxEvent(
+                "webhook.received", data, proposed["tenant_id"], COMPONENT, proposed["source_id"]
             )
-            rows.append(row)
-        stored = await self._upsert(conn, rows)
-        jobs = []
-        received = []
-        for key, indexes in groups.items():
-            proposed = batch[indexes[0]].row
-            event_id, seen = stored[key]
-            new = event_id == proposed["id"]
-            for position, index in enumerate(indexes):
-                status = "accepted" if new and position == 0 else "duplicate"
-                outcomes[index] = WriteOutcome(event_id, status, seen)
-            source = sources.get(key[0])
-            if not new or source is None:
-                continue
-            payload = decode_payload(source["provider"], proposed["content_type"], proposed["body"])
-            data = received_event_data(proposed, source, payload, 0)
-            received.append((data, proposed["tenant_id"], proposed["source_id"]))
-            if _needs_job(source):
-                job = {"event_id": event_id, "replay": 0, "emitted": True}
-                jobs.append((PROCESS_JOB, job, proposed["tenant_id"], None))
-        await emit_all(self._outbox, conn, "webhook.received", received)
-        await self._queue.enqueue_many(conn, jobs)
-
-    async def _upsert(
-        self, conn: AsyncConnection, rows: list[dict[str, Any]]
-    ) -> dict[tuple[str, str], tuple[str, int]]:
-        # executemany of one cached statement (SQLAlchemy batches it into multi-row VALUES with
-        # RETURNING); building .values(rows) would compile new SQL for every batch size.
-        result = await conn.execute(self._upsert_statement, rows)
-        return {(row[1], row[2]): (row[0], int(row[3])) for row in result.all()}
+        )
+        if _needs_job(source):
+            job = {"event_id": event_id, "replay": 0, "emitted": True}
+            jobs.append((PROCESS_JOB, job, proposed["tenant_id"], None))
+    return events, jobs
 
 
-async def _sources(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
-    """The batch's sources, read in its transaction: whether each has destinations (``routed``)."""
+def _rejected(
+    batch: Sequence[PendingRow], outcomes: dict[int, WriteOutcome]
+) -> tuple[list[dict[str, Any]], list[OutboxEvent]]:
+    """The rows of refused requests and their ``auth.failed`` events."""
+    rows = []
+    events = []
+    for index, item in enumerate(batch):
+        if item.row["status"] != "rejected":
+            continue
+        rows.append(item.row)
+        outcomes[index] = WriteOutcome(item.row["id"], "rejected", 1)
+        if item.auth_failed is not None:
+            tenant_id, source_id = item.row["tenant_id"], item.row["source_id"]
+            events.append(
+                OutboxEvent("auth.failed", item.auth_failed, tenant_id, COMPONENT, source_id)
+            )
+    return rows, events
+
+
+def _sources_query(ids: Any) -> Any:
+    """The batch's sources, with whether each has destinations (``routed``); ``ids`` is a list,
+    or one bind parameter for a statement compiled once."""
     routed = exists().where(inbound_destinations.c.source_id == inbound_sources.c.id)
-    query = select(
+    condition = (
+        inbound_sources.c.id.in_(ids) if isinstance(ids, list) else inbound_sources.c.id == ids
+    )
+    return select(
         inbound_sources.c.id,
         inbound_sources.c.provider,
         inbound_sources.c.connection_id,
         routed.label("routed"),
-    ).where(inbound_sources.c.id.in_(sorted(ids)))
-    return {row["id"]: dict(row) for row in (await conn.execute(query)).mappings()}
+    ).where(condition)
 
 
 def _needs_job(source: dict[str, Any] | None) -> bool:
     return source is not None and bool(source["routed"] or source["connection_id"])
 
 
-def _upsert_statement(is_postgres: bool) -> Any:
+def _upsert_statement(is_postgres: bool, values: dict[str, Any] | None = None) -> Any:
     """``INSERT ... ON CONFLICT (source_id, dedupe_key)`` raising the original's ``seen_count``.
 
     Built once per writer: building ``excluded`` copies the table's columns every time.
     """
     statement = (postgresql.insert if is_postgres else sqlite.insert)(inbound_events)
+    if values is not None:
+        statement = statement.values(values)
     return statement.on_conflict_do_update(
         index_elements=[inbound_events.c.source_id, inbound_events.c.dedupe_key],
         set_={

@@ -11,10 +11,17 @@ import standardwebhooks
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interlink.connections.capability import capability as connections_capability
 from interlink.runtime import Runtime
 from interlink.webhooks.inbound import senders
+from interlink.webhooks.inbound.capability import capability as inbound_capability
 from interlink.webhooks.inbound.hooks import ReceivedWebhook, register_sync_trigger
-from tests.integration.webhooks.inbound.conftest import eventually, list_events
+from tests.conftest import api_client
+from tests.integration.webhooks.inbound.conftest import (
+    eventually,
+    inbound_settings,
+    list_events,
+)
 
 MakeSource = Callable[..., Awaitable[dict[str, Any]]]
 SECRET = "whsec_processing"
@@ -50,6 +57,33 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
         yield recorder, f"http://127.0.0.1:{port}/hook"
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def connected(db_url: str) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    """Inbound with the connections capability (sources must name a real connection), workers on.
+
+    Stripe points at a closed local port, so the connections' health probe stays off the network.
+    """
+    settings = inbound_settings(db_url, provider_overrides=["stripe=http://127.0.0.1:9"])
+    runtime = Runtime(settings, capabilities=[inbound_capability, connections_capability])
+    async with api_client(runtime, run_workers=True) as http:
+        yield runtime, http
+
+
+async def _connection(client: httpx.AsyncClient, tenant: str) -> str:
+    answer = await client.post(
+        f"/v1/tenants/{tenant}/connections",
+        json={
+            "provider": "stripe",
+            "auth_type": "api_key",
+            "credentials": {"api_key": "sk_test_processing"},
+            "verify": False,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    connection_id: str = answer.json()["id"]
+    return connection_id
 
 
 async def _fire(client: httpx.AsyncClient, source: dict[str, Any], payload: Any = None) -> str:
@@ -149,17 +183,31 @@ async def test_failed_forward_is_retried_then_dead_lettered(
 
 
 async def test_sync_trigger_runs_for_sources_with_a_connection(
-    inbound_runtime: Runtime, client: httpx.AsyncClient, tenant: str, make_source: MakeSource
+    connected: tuple[Runtime, httpx.AsyncClient],
 ) -> None:
+    runtime, client = connected
+    created = await client.post("/v1/tenants", json={"name": "Acme"})
+    assert created.status_code == 201, created.text
+    tenant: str = created.json()["id"]
+    connection = await _connection(client, tenant)
     seen: list[ReceivedWebhook] = []
 
     class Recorder:
         async def trigger(self, conn: AsyncConnection, event: ReceivedWebhook) -> None:
             seen.append(event)
 
-    register_sync_trigger(inbound_runtime, Recorder())
-    bound = await make_source("stripe", SECRET, connection_id="con_01J0000000000000000000000")
-    unbound = await make_source("stripe", SECRET)
+    async def make_source(**fields: str) -> dict[str, Any]:
+        answer = await client.post(
+            f"/v1/tenants/{tenant}/sources",
+            json={"provider": "stripe", "secret": SECRET, **fields},
+        )
+        assert answer.status_code == 201, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    register_sync_trigger(runtime, Recorder())
+    bound = await make_source(connection_id=connection)
+    unbound = await make_source()
 
     event_id = await _fire(client, bound)
     other = await _fire(client, unbound)
@@ -170,7 +218,7 @@ async def test_sync_trigger_runs_for_sources_with_a_connection(
 
     await eventually(processed)
     assert [e.event_id for e in seen] == [event_id]
-    assert seen[0].connection_id == "con_01J0000000000000000000000"
+    assert seen[0].connection_id == connection
     assert seen[0].event_type == "invoice.paid"
     assert other not in [e.event_id for e in seen]
 

@@ -8,10 +8,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interlink.connections.capability import capability as connections_capability
 from interlink.queue import BatchContext
 from interlink.runtime import Runtime
 from interlink.webhooks.inbound import senders
-from interlink.webhooks.inbound.capability import capability
+from interlink.webhooks.inbound.capability import capability as inbound_capability
 from interlink.webhooks.inbound.hooks import ReceivedWebhook, register_sync_trigger
 from interlink.webhooks.inbound.processing import process_handler
 from interlink.webhooks.inbound.writer import PROCESS_JOB
@@ -19,19 +20,18 @@ from tests.conftest import api_client
 from tests.integration.webhooks.inbound.conftest import inbound_settings, list_events
 
 SECRET = "whsec_batch"
-CONNECTION = "con_01J0000000000000000000000"
-HEALTHY = "con_01J0000000000000000000001"
 
 
 class FailingTrigger:
-    """Fails for events of ``CONNECTION``, succeeds for the others."""
+    """Fails for events of the ``failing`` connection, succeeds for the others."""
 
-    def __init__(self) -> None:
+    def __init__(self, failing: str) -> None:
+        self.failing = failing
         self.calls = 0
         self.triggered: list[str] = []
 
     async def trigger(self, conn: AsyncConnection, event: ReceivedWebhook) -> None:
-        if event.connection_id == CONNECTION:
+        if event.connection_id == self.failing:
             self.calls += 1
             raise RuntimeError("the sync service is down")
         self.triggered.append(event.event_id)
@@ -39,7 +39,9 @@ class FailingTrigger:
 
 @pytest.fixture
 async def quiet_client(db_url: str) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    runtime = Runtime(inbound_settings(db_url), capabilities=[capability])
+    runtime = Runtime(
+        inbound_settings(db_url), capabilities=[inbound_capability, connections_capability]
+    )
     async with api_client(runtime, run_workers=False) as http:
         yield runtime, http
 
@@ -51,6 +53,21 @@ async def _source(client: httpx.AsyncClient, tenant: str, **fields: str) -> str:
     assert answer.status_code == 201, answer.text
     source_id: str = answer.json()["id"]
     return source_id
+
+
+async def _connection(client: httpx.AsyncClient, tenant: str) -> str:
+    answer = await client.post(
+        f"/v1/tenants/{tenant}/connections",
+        json={
+            "provider": "stripe",
+            "auth_type": "api_key",
+            "credentials": {"api_key": "sk_test_batch"},
+            "verify": False,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    connection_id: str = answer.json()["id"]
+    return connection_id
 
 
 async def _fire(client: httpx.AsyncClient, source_id: str) -> str:
@@ -67,9 +84,11 @@ async def test_one_failing_job_is_retried_alone_while_the_batch_commits(
     runtime, client = quiet_client
     tenant = (await client.post("/v1/tenants", json={"name": "Batch"})).json()["id"]
     # Both sources belong to a connection, so each receipt gets a processing job.
-    plain = await _source(client, tenant, connection_id=HEALTHY)
-    bound = await _source(client, tenant, connection_id=CONNECTION)
-    trigger = FailingTrigger()
+    healthy = await _connection(client, tenant)
+    failing_connection = await _connection(client, tenant)
+    plain = await _source(client, tenant, connection_id=healthy)
+    bound = await _source(client, tenant, connection_id=failing_connection)
+    trigger = FailingTrigger(failing_connection)
     register_sync_trigger(runtime, trigger)
     fine = [await _fire(client, plain) for _ in range(3)]
     failing = await _fire(client, bound)

@@ -63,6 +63,10 @@ Url = Annotated[
 ]
 Description = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
 BodyLimit = Annotated[int, Field(ge=1, le=MAX_BODY_LIMIT)]
+_CONNECTION_ID = (
+    "A connection of the same tenant (con_...) whose sync triggers this source's events call; "
+    "any other id answers 422"
+)
 
 
 class RateLimit(StrictModel):
@@ -80,7 +84,7 @@ class SourceCreate(StrictModel):
     secret: Secret = Field(description="The signing secret the provider gave you")
     name: Name | None = None
     options: JSONObject | None = Field(default=None, description="Verifier options")
-    connection_id: Identifier | None = None
+    connection_id: Identifier | None = Field(default=None, description=_CONNECTION_ID)
     enabled: bool = True
     max_body_bytes: BodyLimit | None = None
     rate_limit: RateLimit | None = None
@@ -89,7 +93,9 @@ class SourceCreate(StrictModel):
 class SourceUpdate(StrictModel):
     name: Name | None = None
     options: JSONObject | None = None
-    connection_id: Identifier | None = None
+    connection_id: Identifier | None = Field(
+        default=None, description=_CONNECTION_ID + "; null unbinds the source"
+    )
     enabled: bool | None = None
     max_body_bytes: BodyLimit | None = None
     rate_limit: RateLimit | None = None

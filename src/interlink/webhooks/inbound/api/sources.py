@@ -36,7 +36,14 @@ def _forget(runtime: Runtime, source_id: str) -> None:
 
 
 def _config_problem(error: service.SourceConfigError) -> Problem:
+    if isinstance(error, service.UnknownConnectionError):
+        errors = [{"field": error.field, "message": error.reason}]
+        return Problem(422, str(error), slug="validation-error", errors=errors)
     return Problem(422, str(error), slug="invalid-source")
+
+
+def _connections_installed(runtime: Runtime) -> bool:
+    return any(capability.name == "connections" for capability in runtime.capabilities)
 
 
 def _rate_columns(rate_limit: Any) -> dict[str, Any]:
@@ -60,6 +67,7 @@ async def create_source(body: SourceCreate, scope: TenantDep, runtime: RuntimeDe
                 provider=body.provider,
                 secret=body.secret,
                 fields=fields,
+                connections_installed=_connections_installed(runtime),
             )
             await record_action(
                 conn,
@@ -110,7 +118,12 @@ async def update_source(
         async with runtime.db.transaction() as conn:
             current = await require_source(conn, scope.tenant_id, source_id)
             row = await service.update_source(
-                conn, runtime.vault, inbound_state(runtime).registry, current, changes
+                conn,
+                runtime.vault,
+                inbound_state(runtime).registry,
+                current,
+                changes,
+                connections_installed=_connections_installed(runtime),
             )
             await record_action(
                 conn,
