@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import secrets
 import time
@@ -19,6 +21,24 @@ __all__ = ["FastPaths", "RequestContextMiddleware"]
 log = structlog.get_logger("interlink.http")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Request ids only need to be unique, not secret (they are echoed to the caller): a random
+# per-process prefix and a counter, where a fresh random token per request cost a syscall.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(secrets.randbelow(1 << 20))
+
+
+def _reseed() -> None:
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = secrets.token_hex(8)
+    _ID_COUNTER = itertools.count(secrets.randbelow(1 << 20))
+
+
+os.register_at_fork(after_in_child=_reseed)  # a forked worker must not repeat its parent's ids
+
+
+def new_request_id() -> str:
+    """A 24-character hex id, unique across processes and restarts (with overwhelming odds)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
 
 
 class RequestContextMiddleware:
@@ -37,7 +57,7 @@ class RequestContextMiddleware:
                 incoming = value.decode("latin-1")
                 break
         request_id = incoming if incoming and _VALID_REQUEST_ID.match(incoming) else None
-        request_id = request_id or secrets.token_hex(12)
+        request_id = request_id or new_request_id()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
@@ -143,7 +163,7 @@ class FastPaths:
                 request_id = value.decode("latin-1")
                 break
         if not request_id or not _VALID_REQUEST_ID.match(request_id):
-            request_id = secrets.token_hex(12)
+            request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
         status = 0
