@@ -6,7 +6,6 @@ caller gets Interlink's problem+json."""
 from __future__ import annotations
 
 import contextlib
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,16 +13,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.integration.connections.conn_support import Hub, running_hub
-from tests.integration.egress.test_egress_mtls import PKI, Issued, _issue, _pem
-
-
-@dataclass(frozen=True)
-class Certificates:
-    pki: PKI
-    intruder: Issued  # a client certificate issued by ``pki.stranger_ca``
+from tests.integration.egress.test_egress_mtls import PKI
+from tests.integration.mtls_support import (
+    Certificates,
+    issue_certificates,
+    peer_common_name,
+    requiring_client_certificates,
+)
 
 
 @dataclass
@@ -36,33 +34,16 @@ class Upstream:
 
 @pytest.fixture(scope="module")
 def certificates() -> Certificates:
-    ca = _issue("Interlink Test CA", None)
-    stranger = _issue("Someone Else's CA", None)
-    pki = PKI(
-        ca=_pem(*ca),
-        server=_pem(*_issue("127.0.0.1", ca, usage=ExtendedKeyUsageOID.SERVER_AUTH)),
-        client=_pem(*_issue("tenant-client", ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)),
-        stranger_ca=_pem(*stranger),
-    )
-    intruder = _pem(*_issue("intruder", stranger, usage=ExtendedKeyUsageOID.CLIENT_AUTH))
-    return Certificates(pki, intruder)
+    return issue_certificates()
 
 
 @contextlib.asynccontextmanager
 async def mtls_upstream(pki: PKI, directory: Path) -> AsyncIterator[Upstream]:
-    (directory / "server.pem").write_text(pki.server.cert_pem + pki.server.key_pem)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=pki.ca.cert_pem)
-    context.load_cert_chain(directory / "server.pem")
-    context.verify_mode = ssl.CERT_REQUIRED
-    # As in tests/integration/egress/test_egress_mtls.py: asyncio's server side drops the
-    # TLS 1.3 "certificate required" alert, so only TLS 1.2 refuses inside the handshake.
-    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context = requiring_client_certificates(pki, directory)
     upstream = Upstream()
 
     async def whoami(request: web.Request) -> web.Response:
-        peer = request.transport.get_extra_info("peercert") if request.transport else None
-        subject = dict(item[0] for item in peer["subject"]) if peer else {}
-        common_name = subject.get("commonName", "anonymous")
+        common_name = peer_common_name(request)
         authorization = request.headers.get("Authorization", "")
         upstream.seen.append((request.path, request.query_string, common_name, authorization))
         return web.json_response({"common_name": common_name, "path": request.path})

@@ -4,7 +4,6 @@ that requires a client certificate."""
 from __future__ import annotations
 
 import contextlib
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.integration.egress.test_egress_mtls import PKI, Issued, _issue, _pem
+from tests.integration.egress.test_egress_mtls import PKI, Issued
+from tests.integration.mtls_support import (
+    Certificates,
+    issue_certificates,
+    peer_common_name,
+    requiring_client_certificates,
+)
 from tests.integration.webhooks.outbound.outbound_support import (
     attempts_of,
     eventually,
@@ -25,12 +29,6 @@ from tests.integration.webhooks.outbound.outbound_support import (
     outbound_runtime,
     send,
 )
-
-
-@dataclass(frozen=True)
-class Certificates:
-    pki: PKI
-    intruder: Issued  # a client certificate issued by ``pki.stranger_ca``
 
 
 @dataclass
@@ -43,33 +41,16 @@ class TLSReceiver:
 
 @pytest.fixture(scope="module")
 def certificates() -> Certificates:
-    ca = _issue("Interlink Test CA", None)
-    stranger = _issue("Someone Else's CA", None)
-    pki = PKI(
-        ca=_pem(*ca),
-        server=_pem(*_issue("127.0.0.1", ca, usage=ExtendedKeyUsageOID.SERVER_AUTH)),
-        client=_pem(*_issue("tenant-client", ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)),
-        stranger_ca=_pem(*stranger),
-    )
-    intruder = _pem(*_issue("intruder", stranger, usage=ExtendedKeyUsageOID.CLIENT_AUTH))
-    return Certificates(pki, intruder)
+    return issue_certificates()
 
 
 @contextlib.asynccontextmanager
 async def tls_receiver(pki: PKI, directory: Path) -> AsyncIterator[TLSReceiver]:
-    (directory / "server.pem").write_text(pki.server.cert_pem + pki.server.key_pem)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=pki.ca.cert_pem)
-    context.load_cert_chain(directory / "server.pem")
-    context.verify_mode = ssl.CERT_REQUIRED
-    # As in tests/integration/egress/test_egress_mtls.py: asyncio's server side drops the
-    # TLS 1.3 "certificate required" alert, so only TLS 1.2 refuses inside the handshake.
-    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context = requiring_client_certificates(pki, directory)
     receiver = TLSReceiver()
 
     async def record(request: web.Request) -> web.Response:
-        peer = request.transport.get_extra_info("peercert") if request.transport else None
-        subject = dict(item[0] for item in peer["subject"]) if peer else {}
-        common_name = subject.get("commonName", "anonymous")
+        common_name = peer_common_name(request)
         receiver.seen.append((request.path, common_name, request.headers["webhook-id"]))
         return web.Response(text=common_name)
 
