@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import Table, bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -102,6 +102,9 @@ class GroupCommitWriter:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._upsert_statement = _upsert_statement(db.is_postgres)
+        self._sources_statement = _SOURCES.where(
+            inbound_sources.c.id.in_(bindparam("ids", expanding=True))
+        )
         self._direct = None if db.is_postgres else _DirectWrites(db.engine.dialect, queue)
 
     def start(self) -> None:
@@ -193,8 +196,9 @@ class GroupCommitWriter:
         groups = _accepted_groups(batch)
         events: list[OutboxEvent] = []
         if groups:
-            query = _sources_query(sorted({source_id for source_id, _ in groups}))
-            sources = {row["id"]: dict(row) for row in (await conn.execute(query)).mappings()}
+            ids = sorted({source_id for source_id, _ in groups})
+            found = await conn.execute(self._sources_statement, {"ids": ids})
+            sources = {row["id"]: dict(row) for row in found.mappings()}
             rows = _rows_to_store(batch, groups, sources)
             result = await conn.execute(self._upsert_statement, rows)
             stored = {(row[1], row[2]): (row[0], int(row[3])) for row in result.all()}
@@ -215,8 +219,10 @@ class _DirectWrites:
     def __init__(self, dialect: Dialect, queue: JobQueue) -> None:
         self._dialect = dialect
         self._queue = queue
-        self._sources = DirectStatement.compile(_sources_query(bindparam("id")), dialect)
-        self._inserts: dict[tuple[Any, ...], DirectStatement] = {}
+        self._sources = DirectStatement.compile(
+            _SOURCES.where(inbound_sources.c.id == bindparam("id")), dialect
+        )
+        self._compiled: dict[tuple[Any, ...], DirectStatement] = {}
 
     def write(
         self, tx: DirectTransaction, batch: list[PendingRow]
@@ -228,34 +234,34 @@ class _DirectWrites:
         job_rows: list[dict[str, Any]] = []
         if groups:
             ids = sorted({source_id for source_id, _ in groups})
-            sources = {
-                row[0]: {"id": row[0], "provider": row[1], "connection_id": row[2],
-                         "routed": bool(row[3])}
-                for row in tx.fetch(self._sources, [{"id": source_id} for source_id in ids])
-            }  # fmt: skip
+            found = tx.fetch(self._sources, [{"id": source_id} for source_id in ids])
+            sources = {row[0]: dict(zip(_SOURCE_KEYS, row, strict=True)) for row in found}
             rows = _rows_to_store(batch, groups, sources)
-            upsert = self._statement("upsert", rows[0])
+            upsert = self._statement(inbound_events, rows[0], upsert=True)
             stored = {(row[1], row[2]): (row[0], int(row[3])) for row in tx.fetch(upsert, rows)}
             events, jobs = _settle(batch, groups, sources, stored, outcomes)
             job_rows = self._queue.rows(jobs)
         rejected, failed = _rejected(batch, outcomes)
         event_rows = Outbox.rows([*events, *failed])
-        for kind, rows in (("insert", rejected), ("events", event_rows), ("jobs", job_rows)):
+        for table, rows in ((inbound_events, rejected), (events_table, event_rows),
+                            (jobs_table, job_rows)):  # fmt: skip
             if rows:
-                tx.execute_many(self._statement(kind, rows[0]), rows)
+                tx.execute_many(self._statement(table, rows[0]), rows)
         return [outcomes[index] for index in range(len(batch))], bool(event_rows), bool(job_rows)
 
-    def _statement(self, kind: str, row: dict[str, Any]) -> DirectStatement:
-        key = (kind, *row)
-        statement = self._inserts.get(key)
+    def _statement(
+        self, table: Table, row: dict[str, Any], *, upsert: bool = False
+    ) -> DirectStatement:
+        """The insert (or the events' upsert) of ``row``'s columns, compiled on first use."""
+        key = (table.name, upsert, *row)
+        statement = self._compiled.get(key)
         if statement is None:
-            values: dict[str, Any] = {column: bindparam(column) for column in row}
-            if kind == "upsert":
+            if upsert:
+                values: dict[str, Any] = {column: bindparam(column) for column in row}
                 statement = DirectStatement.compile(_upsert_statement(False, values), self._dialect)
             else:
-                table = {"insert": inbound_events, "events": events_table, "jobs": jobs_table}
-                statement = DirectStatement.insert(table[kind], list(row), self._dialect)
-            self._inserts[key] = statement
+                statement = DirectStatement.insert(table, list(row), self._dialect)
+            self._compiled[key] = statement
         return statement
 
 
@@ -341,19 +347,14 @@ def _rejected(
     return rows, events
 
 
-def _sources_query(ids: Any) -> Any:
-    """The batch's sources, with whether each has destinations (``routed``); ``ids`` is a list,
-    or one bind parameter for a statement compiled once."""
-    routed = exists().where(inbound_destinations.c.source_id == inbound_sources.c.id)
-    condition = (
-        inbound_sources.c.id.in_(ids) if isinstance(ids, list) else inbound_sources.c.id == ids
-    )
-    return select(
-        inbound_sources.c.id,
-        inbound_sources.c.provider,
-        inbound_sources.c.connection_id,
-        routed.label("routed"),
-    ).where(condition)
+# The batch's sources, read in its transaction, with whether each has destinations (``routed``).
+_SOURCES = select(
+    inbound_sources.c.id,
+    inbound_sources.c.provider,
+    inbound_sources.c.connection_id,
+    exists().where(inbound_destinations.c.source_id == inbound_sources.c.id).label("routed"),
+)
+_SOURCE_KEYS = tuple(_SOURCES.selected_columns.keys())
 
 
 def _needs_job(source: dict[str, Any] | None) -> bool:
