@@ -19,7 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
-from interlink.store.database import Database, signal_on_commit
+from interlink.store.database import Database, pipelined, signal_on_commit
 from interlink.store.schema import events
 from interlink.store.types import utcnow
 
@@ -28,7 +28,7 @@ __all__ = ["EVENT_TYPE_PREFIX", "Outbox", "OutboxEvent", "to_cloudevent"]
 EVENT_TYPE_PREFIX = "dev.interlink."
 NOTIFY_CHANNEL = "interlink_events"
 # Built once: a new insert() per call would cost a cache key each time.
-_INSERT = events.insert()
+_INSERT = pipelined(events.insert())
 
 
 def _rfc3339(moment: datetime) -> str:

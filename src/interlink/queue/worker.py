@@ -173,6 +173,16 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
+    def spare(self, kind: str) -> int:
+        """Room for jobs of ``kind`` handed over at enqueue (:class:`JobTaker`)."""
+        if self.queue.taker is not self or kind not in self.handlers:
+            return 0
+        return max(0, self.concurrency - self._inflight_jobs)
+
+    def adopt(self, jobs: list[Job]) -> None:
+        """Start jobs committed already leased to this worker (:class:`JobTaker`)."""
+        self._start_all(jobs)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release what is in flight."""
         if not self.handlers:
@@ -185,6 +195,8 @@ class Worker:
         if self.listen_url:
             helpers.append(asyncio.create_task(self._listen(stop), name="listen"))
         stop_wait = asyncio.create_task(stop.wait())
+        if self.queue.taker is None:
+            self.queue.taker = self
         try:
             while not stop.is_set():
                 await self._flush_done()
@@ -202,9 +214,13 @@ class Worker:
                     continue
                 self._start_all(claimed)
                 if len(claimed) < free:
-                    # Nothing more is due: sleep until new work, a finished job or the poll.
-                    await self._wait_any(stop_wait, self._wake.wait())
+                    # Nothing more is due: sleep until new work or the poll. A finished job
+                    # makes nothing due, so it is no reason to claim again (with jobs handed
+                    # over at enqueue, that claim would find nothing almost every time).
+                    await self._wait_any(stop_wait, self._wake.wait(), inflight=False)
         finally:
+            if self.queue.taker is self:
+                self.queue.taker = None
             await self._shutdown()
             for task in helpers:
                 task.cancel()
@@ -212,11 +228,16 @@ class Worker:
             await asyncio.gather(*helpers, stop_wait, return_exceptions=True)
 
     async def _wait_any(
-        self, stop_wait: asyncio.Task[bool], extra: Awaitable[object] | None = None
+        self,
+        stop_wait: asyncio.Task[bool],
+        extra: Awaitable[object] | None = None,
+        *,
+        inflight: bool = True,
     ) -> None:
-        """Wait for stop, a finished job, ``extra`` or the poll interval, whichever is first."""
+        """Wait for stop, ``extra``, the poll interval or (with ``inflight``) a finished job,
+        whichever is first."""
         waiter = asyncio.ensure_future(extra) if extra is not None else None
-        watched: set[asyncio.Future[Any]] = {stop_wait, *self._inflight}
+        watched: set[asyncio.Future[Any]] = {stop_wait, *(self._inflight if inflight else ())}
         if waiter is not None:
             watched.add(waiter)
         try:
@@ -258,6 +279,8 @@ class Worker:
         jobs = self._inflight.pop(task, None)
         if jobs is not None:
             self._inflight_jobs -= len(jobs)
+        if self._done:
+            self._wake.set()  # finished jobs to mark done: the loop does it before their lease ends
 
     async def _execute_batch(self, handler: BatchHandler, jobs: list[Job]) -> None:
         ctx = BatchContext(jobs, self.queue)
@@ -338,6 +361,9 @@ class Worker:
             bound.error("job exhausted its attempts", error=error)
         else:
             bound.warning("job attempt failed", error=error, retry_in=round(delay, 3))
+            if status == "queued" and delay < self.poll_seconds:
+                # Due before the next poll: wake up for it then (nothing else would).
+                asyncio.get_running_loop().call_later(max(0.0, delay), self.wake)
 
     async def _guard(self, operation: Awaitable[object]) -> object:
         # A store outage while recording an outcome leaves the lease to expire: the job reruns.

@@ -5,15 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import Executable
 
 from interlink.store import sqlite_driver
 
-__all__ = ["Database", "StoreUnavailable", "on_commit", "translate_url"]
+__all__ = ["Database", "StoreUnavailable", "on_commit", "pipelined", "translate_url"]
 
 _ON_COMMIT = "interlink_on_commit"
 
@@ -32,6 +33,20 @@ class StoreRejected(Exception):
     def __init__(self, message: str, *, conflict: bool) -> None:
         super().__init__(message)
         self.conflict = conflict
+
+
+_PIPELINED = {sqlite_driver.PIPELINED: True}
+_S = TypeVar("_S", bound=Executable)
+
+
+def pipelined(statement: _S) -> _S:
+    """``statement`` marked as a write whose result the caller never reads (no rows, no row
+    count), so that on SQLite it is sent to the connection's thread without waiting for it.
+
+    Its failure, if any, comes out of the next statement that is waited for, or the commit,
+    and rolls the whole transaction back. Elsewhere the mark changes nothing.
+    """
+    return statement.execution_options(**_PIPELINED)
 
 
 def translate_url(url: str) -> str:
@@ -123,7 +138,7 @@ class Database:
 
         @event.listens_for(sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE", execution_options=_PIPELINED)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -14,9 +14,10 @@ queries), so fetching eagerly is what the adapter did already.
 from __future__ import annotations
 
 import collections
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -28,17 +29,85 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["DRIVER_NAME", "SQLiteDialect_interlink", "run_on_thread"]
+__all__ = ["DRIVER_NAME", "PIPELINED", "SQLiteDialect_interlink", "run_on_thread"]
 
 DRIVER_NAME = "interlink"
+# The execution option that lets a statement go without waiting for it (see _Pipeline).
+PIPELINED = "interlink_pipelined"
 _T = TypeVar("_T")
 
 # What one trip brings back: description, rowcount, lastrowid, rows.
 _Outcome = tuple[Any, int, int | None, list[Any] | None]
 
 
-def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+class _Pipeline:
+    """A connection's statements that were sent without waiting, as its thread sees them.
+
+    A statement executed with the ``PIPELINED`` option (a write whose result nobody reads:
+    ``BEGIN IMMEDIATE``, inserts, updates whose row count is not checked) is queued to the
+    connection's thread and the caller goes on at once; the thread runs it in order with the
+    rest. If it fails, the error is kept here and nothing sent after it runs: the next statement
+    that is waited for, or the commit, raises it instead, and the transaction is rolled back,
+    so nothing of it is committed. The rollback clears it.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _run_later(
+    pipeline: _Pipeline,
+    connection: sqlite3.Connection,
+    operation: str,
+    parameters: Any,
+    many: bool,
+) -> None:
+    """Runs in the connection's thread: a pipelined statement; keeps its error, if any."""
+    if pipeline.error is not None:
+        return
+    try:
+        _run(pipeline, connection, operation, parameters, many)
+    except BaseException as error:
+        pipeline.error = error
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _finish(pipeline: _Pipeline, connection: sqlite3.Connection, commit: bool) -> None:
+    """Runs in the connection's thread: commit, or roll back when asked to, when a pipelined
+    statement failed (its error is raised) or when the commit itself fails. The connection is
+    out of its transaction afterwards, whatever happened."""
+    error, pipeline.error = pipeline.error, None
+    if commit and error is None:
+        try:
+            connection.commit()
+        except BaseException:
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+        return
+    connection.rollback()
+    if error is not None and commit:
+        raise error
+
+
+def _run(
+    pipeline: _Pipeline,
+    connection: sqlite3.Connection,
+    operation: str,
+    parameters: Any,
+    many: bool,
+) -> _Outcome:
     """Runs in the connection's thread: the whole statement, then the cursor is closed."""
+    pipeline.check()
     cursor = connection.cursor()
     try:
         if many:
@@ -106,11 +175,28 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
+    def execute_later(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        """Send the statement to the connection's thread without waiting (``PIPELINED``)."""
+        adapt = self._adapt_connection
+        connection = self._connection
+        if not connection._running or not connection._connection:
+            adapt._handle_exception(ValueError("Connection closed"))
+        pipeline = cast("_OneTripConnection", adapt)._pipeline
+        args = (pipeline, connection._conn, operation, parameters, many)
+        work = functools.partial(_run_later, *args)
+        connection._tx.put_nowait((None, work))  # aiosqlite sends no result back for None
+        # SQLAlchemy insists that an execution awaits something; this returns at once, without
+        # giving way to the event loop.
+        await_(_nothing())
+        self._description, self._rowcount, self._lastrowid = None, -1, None
+        self._rows = collections.deque()
+
     async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection = self._connection
+        pipeline = cast("_OneTripConnection", self._adapt_connection)._pipeline
         async with self._adapt_connection._execute_mutex:
             outcome: _Outcome = await connection._execute(  # one trip to the thread
-                _run, connection._conn, operation, parameters, many
+                _run, pipeline, connection._conn, operation, parameters, many
             )
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = collections.deque(rows) if rows else collections.deque()
@@ -129,8 +215,27 @@ async def run_on_thread(adapter: Any, function: Callable[..., _T], *args: Any) -
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_pipeline",)
     _cursor_cls = _OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._pipeline = _Pipeline()
+
+    def commit(self) -> None:
+        self._finish(commit=True)
+
+    def rollback(self) -> None:
+        self._finish(commit=False)
+
+    def _finish(self, *, commit: bool) -> None:
+        connection = self._connection
+        if not connection._connection:
+            return
+        try:
+            await_(connection._execute(_finish, self._pipeline, connection._conn, commit))
+        except Exception as error:
+            self._handle_exception(error)
 
 
 class _OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
@@ -143,6 +248,20 @@ class _OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
 class SQLiteDialect_interlink(SQLiteDialect_aiosqlite):
     driver = DRIVER_NAME
     supports_statement_cache = True
+
+    def do_execute(self, cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
+        if context is not None and context.execution_options.get(PIPELINED):
+            cursor.execute_later(statement, parameters, many=False)
+        else:
+            cursor.execute(statement, parameters)
+
+    def do_executemany(
+        self, cursor: Any, statement: Any, parameters: Any, context: Any = None
+    ) -> None:
+        if context is not None and context.execution_options.get(PIPELINED):
+            cursor.execute_later(statement, parameters, many=True)
+        else:
+            cursor.executemany(statement, parameters)
 
     @classmethod
     def import_dbapi(cls) -> _OneTripDBAPI:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
@@ -66,6 +66,27 @@ _EVENT_COLUMNS = (
     inbound_sources.c.provider,
     inbound_sources.c.connection_id,
 )
+# Built once: building a statement per call costs about as much as running it.
+_EVENTS = (
+    select(*_EVENT_COLUMNS)
+    .join(inbound_sources, inbound_sources.c.id == inbound_events.c.source_id)
+    .where(inbound_events.c.id.in_(bindparam("ids", expanding=True)))
+)
+_DESTINATIONS = (
+    select(inbound_destinations)
+    .where(inbound_destinations.c.source_id.in_(bindparam("sources", expanding=True)))
+    .order_by(inbound_destinations.c.id)
+)
+_FINISH = (
+    update(inbound_events)
+    .where(inbound_events.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        processing_status=bindparam("outcome"),
+        attempts=inbound_events.c.attempts + bindparam("jobs"),
+        processed_at=bindparam("now"),
+        last_error=None,
+    )
+)
 
 
 class _Batch:
@@ -83,20 +104,12 @@ class _Batch:
 
     async def load(self) -> None:
         ids = sorted({str(job.payload.get("event_id", "")) for job in self.jobs})
-        query = (
-            select(*_EVENT_COLUMNS)
-            .join(inbound_sources, inbound_sources.c.id == inbound_events.c.source_id)
-            .where(inbound_events.c.id.in_(ids))
-        )
-        self.events = {row["id"]: row for row in (await self.conn.execute(query)).mappings()}
+        found = await self.conn.execute(_EVENTS, {"ids": ids})
+        self.events = {row["id"]: row for row in found.mappings()}
         sources = sorted({event["source_id"] for event in self.events.values()})
         if not sources:
             return
-        rows = await self.conn.execute(
-            select(inbound_destinations)
-            .where(inbound_destinations.c.source_id.in_(sources))
-            .order_by(inbound_destinations.c.id)
-        )
+        rows = await self.conn.execute(_DESTINATIONS, {"sources": sources})
         for row in rows.mappings():
             self.destinations.setdefault(row["source_id"], []).append(dict(row))
 
@@ -175,16 +188,8 @@ class _Batch:
             for event_id, jobs in counts.items():
                 groups.setdefault((status, jobs), []).append(event_id)
         for (status, jobs), ids in sorted(groups.items()):
-            await self.conn.execute(
-                update(inbound_events)
-                .where(inbound_events.c.id.in_(sorted(ids)))
-                .values(
-                    processing_status=status,
-                    attempts=inbound_events.c.attempts + jobs,
-                    processed_at=now,
-                    last_error=None,
-                )
-            )
+            values = {"ids": sorted(ids), "outcome": status, "jobs": jobs, "now": now}
+            await self.conn.execute(_FINISH, values)
 
 
 async def _record_failure(

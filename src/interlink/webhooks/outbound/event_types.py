@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.store.types import utcnow
@@ -103,6 +103,15 @@ def public_event_type(row: dict[str, Any]) -> dict[str, Any]:
     return {key: row[key] for key in ("name", "description", "schema", "archived", "created_at")}
 
 
+# Built once (a statement built per call costs about as much again as running it).
+_CATALOG = select(
+    outbound_event_types.c.name,
+    outbound_event_types.c.schema,
+    outbound_event_types.c.archived,
+    outbound_event_types.c.updated_at,
+).where(outbound_event_types.c.name.in_(bindparam("names", expanding=True)))
+
+
 async def check_payloads(
     conn: AsyncConnection,
     cache: dict[str, Any],
@@ -113,14 +122,8 @@ async def check_payloads(
     Types missing from the catalog are accepted without a schema; archived types are refused.
     Compiled validators are cached by name and last change.
     """
-    names = {name for name, _ in items}
-    query = select(
-        outbound_event_types.c.name,
-        outbound_event_types.c.schema,
-        outbound_event_types.c.archived,
-        outbound_event_types.c.updated_at,
-    ).where(outbound_event_types.c.name.in_(names))
-    catalog = {row.name: row for row in await conn.execute(query)}
+    names = sorted({name for name, _ in items})
+    catalog = {row.name: row for row in await conn.execute(_CATALOG, {"names": names})}
     verdicts: list[PayloadRejected | None] = []
     for name, payload in items:
         row = catalog.get(name)

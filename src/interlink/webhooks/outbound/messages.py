@@ -14,22 +14,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
 from interlink.queue.jobs import JobQueue
+from interlink.store.database import pipelined
 from interlink.store.types import utcnow
 from interlink.webhooks.outbound.filters import PayloadFilter, compile_filter
 from interlink.webhooks.outbound.ordering import JOB_MAX_ATTEMPTS, delivery_job, join_key
 from interlink.webhooks.outbound.tables import (
+    ENDPOINT_SEND_COLUMNS,
     outbound_deliveries,
     outbound_endpoints,
     outbound_messages,
 )
 
-__all__ = ["MessageRequest", "create_message", "create_messages"]
+__all__ = ["DeliveryView", "MessageRequest", "create_message", "create_messages"]
 
 
 @dataclass(frozen=True)
@@ -106,26 +108,65 @@ async def _by_key(conn: AsyncConnection, tenant_id: str, key: str) -> dict[str, 
     return dict((await conn.execute(query)).mappings().one())
 
 
+# Built once: building a statement per call costs about as much as running it. The inserts
+# are pipelined: on SQLite the writer does not wait for them (a failure fails the commit).
+_INSERT_MESSAGES = pipelined(outbound_messages.insert())
+_INSERT_DELIVERIES = pipelined(outbound_deliveries.insert())
+_ENDPOINTS = select(
+    outbound_endpoints.c.tenant_id,
+    outbound_endpoints.c.event_types,
+    outbound_endpoints.c.filter,
+    *ENDPOINT_SEND_COLUMNS,
+).where(
+    outbound_endpoints.c.tenant_id.in_(bindparam("tenant_ids", expanding=True)),
+    outbound_endpoints.c.disabled.is_(False),
+)
+
+
 async def _endpoints_by_tenant(conn: AsyncConnection, tenant_ids: set[str]) -> dict[str, list[Any]]:
     found: dict[str, list[Any]] = defaultdict(list)
     if not tenant_ids:
         return found
-    rows = await conn.execute(
-        select(
-            outbound_endpoints.c.id,
-            outbound_endpoints.c.tenant_id,
-            outbound_endpoints.c.event_types,
-            outbound_endpoints.c.filter,
-            outbound_endpoints.c.version,
-            outbound_endpoints.c.next_attempt_not_before,
-        ).where(
-            outbound_endpoints.c.tenant_id.in_(tenant_ids),
-            outbound_endpoints.c.disabled.is_(False),
-        )
-    )
-    for row in rows:
+    for row in await conn.execute(_ENDPOINTS, {"tenant_ids": sorted(tenant_ids)}):
         found[row.tenant_id].append(row)
     return found
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """A new delivery as the delivery handler reads it (the columns of its load query), handed
+    along with its job (:attr:`Job.memo`, with the endpoint's row) when this process's worker
+    takes the job at once: then nothing needs reading back."""
+
+    id: str
+    status: str
+    generation: int
+    round_attempts: int
+    attempts: int
+    ordering_key: str | None
+    tenant_id: str
+    message_id: str
+    event_type: str
+    payload: dict[str, Any]
+    message_created_at: datetime
+    endpoint_id: str
+
+    @classmethod
+    def of(cls, delivery: dict[str, Any], message: dict[str, Any]) -> DeliveryView:
+        return cls(
+            id=delivery["id"],
+            status=delivery["status"],
+            generation=delivery["generation"],
+            round_attempts=delivery["round_attempts"],
+            attempts=delivery["attempts"],
+            ordering_key=delivery["ordering_key"],
+            tenant_id=delivery["tenant_id"],
+            message_id=message["id"],
+            event_type=message["event_type"],
+            payload=message["payload"],
+            message_created_at=message["created_at"],
+            endpoint_id=delivery["endpoint_id"],
+        )
 
 
 def _delivery(request: MessageRequest, message: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
@@ -173,12 +214,14 @@ async def create_messages(
         else:
             results.append(await _insert_message(conn, request, idempotency_window, pg=pg))
     if plain:
-        await conn.execute(outbound_messages.insert(), plain)
+        await conn.execute(_INSERT_MESSAGES, plain)
     created = [(req, row) for req, (row, new) in zip(requests, results, strict=True) if new]
     endpoints = await _endpoints_by_tenant(conn, {request.tenant_id for request, _ in created})
     deliveries: list[dict[str, Any]] = []
     jobs: dict[datetime | None, list[tuple[str, dict[str, Any], str | None, str | None]]]
     jobs = defaultdict(list)
+    memos: list[tuple[DeliveryView, Any]] = []  # one per due delivery, if a worker here takes them
+    handing = queue.taker is not None  # read once: the memos must line up with the jobs
     for request, message in created:
         for endpoint in endpoints.get(request.tenant_id, ()):
             if not _subscribed(endpoint, request):
@@ -200,10 +243,21 @@ async def create_messages(
             now = message["created_at"]
             run_at = not_before if not_before is not None and not_before > now else None
             jobs[run_at].append(delivery_job(delivery["id"], 0, request.tenant_id))
+            if run_at is None and handing:
+                memos.append((DeliveryView.of(delivery, message), endpoint))
     if deliveries:
-        await conn.execute(outbound_deliveries.insert(), deliveries)
+        await conn.execute(_INSERT_DELIVERIES, deliveries)
     for run_at, items in jobs.items():
-        await queue.enqueue_many(conn, items, run_at=run_at, max_attempts=JOB_MAX_ATTEMPTS)
+        # Due deliveries go straight to this process's worker when it has room (no claim),
+        # with what it would otherwise read back: the delivery and its endpoint's row.
+        await queue.enqueue_many(
+            conn,
+            items,
+            run_at=run_at,
+            max_attempts=JOB_MAX_ATTEMPTS,
+            hand_off=run_at is None,
+            memos=memos if run_at is None and handing else None,
+        )
     return results
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from interlink.ids import new_id
 from interlink.queue.jobs import Job
 from interlink.queue.worker import BatchContext
+from interlink.store.database import pipelined
 from interlink.store.types import utcnow
 from interlink.webhooks.outbound.finishing import emit_all, finish_delivery
 from interlink.webhooks.outbound.sender import AttemptResult, CompiledEndpoint
@@ -35,9 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "Plan", "plan_outcomes", "write_plan"]
 
 _GONE = 410
-_UPDATE_DELIVERY = (
+# Only the generation that was attempted: a resend while the attempt was in flight started a
+# new generation, whose state this attempt's outcome must not overwrite.
+_UPDATE_DELIVERY = pipelined(
     update(outbound_deliveries)
-    .where(outbound_deliveries.c.id == bindparam("b_id"))
+    .where(
+        outbound_deliveries.c.id == bindparam("b_id"),
+        outbound_deliveries.c.generation == bindparam("b_generation"),
+    )
     .values(
         status=bindparam("b_status"),
         attempts=bindparam("b_attempts"),
@@ -47,6 +53,12 @@ _UPDATE_DELIVERY = (
         last_error=bindparam("b_error"),
         updated_at=bindparam("b_now"),
     )
+)
+_INSERT_ATTEMPTS = pipelined(outbound_attempts.insert())
+_LAST_SUCCESS = (
+    update(outbound_endpoints)
+    .where(outbound_endpoints.c.id == bindparam("endpoint_id"))
+    .values(last_success_at=bindparam("now"))
 )
 
 
@@ -90,7 +102,7 @@ def plan_outcomes(state: OutboundState, ctx: BatchContext, outcomes: list[Outcom
     gone: set[str] = set()
     for outcome in outcomes:
         row, result = outcome.row, outcome.result
-        change = {"b_id": row.id, "b_now": now, "b_next": None}
+        change = {"b_id": row.id, "b_generation": row.generation, "b_now": now, "b_next": None}
         if result is None:
             change.update(
                 b_status="failed",
@@ -143,7 +155,7 @@ async def write_plan(
 ) -> None:
     """Write a plan's attempts, delivery states, health, successors and events in ``conn``."""
     if plan.attempts:
-        await conn.execute(outbound_attempts.insert(), plan.attempts)
+        await conn.execute(_INSERT_ATTEMPTS, plan.attempts)
     if plan.updates:
         await conn.execute(_UPDATE_DELIVERY, plan.updates)
     for endpoint_id, results in plan.health.items():
@@ -201,9 +213,7 @@ async def _update_health(
             seconds=60
         ):
             # Hot endpoints write their last success at most once a minute.
-            await conn.execute(
-                update(table).where(table.c.id == endpoint_id).values(last_success_at=now)
-            )
+            await conn.execute(_LAST_SUCCESS, {"endpoint_id": endpoint_id, "now": now})
         return
     failures = endpoint.consecutive_failures + len(results)
     first = endpoint.first_failure_at or now

@@ -27,6 +27,7 @@ from interlink.store.schema import metadata
 from interlink.store.types import JSONType, UTCDateTime
 
 __all__ = [
+    "ENDPOINT_SEND_COLUMNS",
     "outbound_attempts",
     "outbound_deliveries",
     "outbound_endpoints",
@@ -162,4 +163,26 @@ outbound_attempts = Table(
     Index(None, "message_id", "id"),
     Index(None, "endpoint_id", "id"),
     Index(None, "tenant_id", "id"),
+)
+
+# What sending to an endpoint needs of its row: read by the delivery handler, and by the
+# message writer for the deliveries it hands straight to this process's worker.
+ENDPOINT_SEND_COLUMNS = (
+    outbound_endpoints.c.id,
+    outbound_endpoints.c.url,
+    outbound_endpoints.c.headers,
+    outbound_endpoints.c.timeout_seconds,
+    outbound_endpoints.c.retry_schedule,
+    outbound_endpoints.c.auth,
+    outbound_endpoints.c.secret,
+    outbound_endpoints.c.previous_secret,
+    outbound_endpoints.c.previous_secret_expires_at,
+    outbound_endpoints.c.signing_key,
+    outbound_endpoints.c.disabled,
+    outbound_endpoints.c.rate_limit,
+    outbound_endpoints.c.version,
+    outbound_endpoints.c.consecutive_failures,
+    outbound_endpoints.c.first_failure_at,
+    outbound_endpoints.c.last_success_at,
+    outbound_endpoints.c.next_attempt_not_before,
 )

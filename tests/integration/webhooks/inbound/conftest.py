@@ -27,9 +27,8 @@ def inbound_settings(url: str, **overrides: Any) -> Any:
 
 
 @pytest.fixture
-async def inbound_runtime(db_url: str) -> AsyncIterator[Runtime]:
-    runtime = Runtime(inbound_settings(db_url), capabilities=[capability])
-    return runtime
+async def inbound_runtime(db_url: str) -> Runtime:
+    return Runtime(inbound_settings(db_url), capabilities=[capability])
 
 
 @pytest.fixture
@@ -57,6 +56,22 @@ def make_source(client: httpx.AsyncClient, tenant: str) -> Callable[..., Awaitab
         return body
 
     return create
+
+
+async def stripe_connection(client: httpx.AsyncClient, tenant: str) -> str:
+    """A stripe API-key connection of ``tenant`` (not verified), for sources to belong to."""
+    answer = await client.post(
+        f"/v1/tenants/{tenant}/connections",
+        json={
+            "provider": "stripe",
+            "auth_type": "api_key",
+            "credentials": {"api_key": "sk_test_inbound"},
+            "verify": False,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    connection_id: str = answer.json()["id"]
+    return connection_id
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:

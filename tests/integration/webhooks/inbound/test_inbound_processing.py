@@ -21,6 +21,7 @@ from tests.integration.webhooks.inbound.conftest import (
     eventually,
     inbound_settings,
     list_events,
+    stripe_connection,
 )
 
 MakeSource = Callable[..., Awaitable[dict[str, Any]]]
@@ -69,21 +70,6 @@ async def connected(db_url: str) -> AsyncIterator[tuple[Runtime, httpx.AsyncClie
     runtime = Runtime(settings, capabilities=[inbound_capability, connections_capability])
     async with api_client(runtime, run_workers=True) as http:
         yield runtime, http
-
-
-async def _connection(client: httpx.AsyncClient, tenant: str) -> str:
-    answer = await client.post(
-        f"/v1/tenants/{tenant}/connections",
-        json={
-            "provider": "stripe",
-            "auth_type": "api_key",
-            "credentials": {"api_key": "sk_test_processing"},
-            "verify": False,
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    connection_id: str = answer.json()["id"]
-    return connection_id
 
 
 async def _fire(client: httpx.AsyncClient, source: dict[str, Any], payload: Any = None) -> str:
@@ -189,7 +175,7 @@ async def test_sync_trigger_runs_for_sources_with_a_connection(
     created = await client.post("/v1/tenants", json={"name": "Acme"})
     assert created.status_code == 201, created.text
     tenant: str = created.json()["id"]
-    connection = await _connection(client, tenant)
+    connection = await stripe_connection(client, tenant)
     seen: list[ReceivedWebhook] = []
 
     class Recorder:

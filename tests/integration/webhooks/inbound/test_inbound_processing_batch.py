@@ -17,7 +17,11 @@ from interlink.webhooks.inbound.hooks import ReceivedWebhook, register_sync_trig
 from interlink.webhooks.inbound.processing import process_handler
 from interlink.webhooks.inbound.writer import PROCESS_JOB
 from tests.conftest import api_client
-from tests.integration.webhooks.inbound.conftest import inbound_settings, list_events
+from tests.integration.webhooks.inbound.conftest import (
+    inbound_settings,
+    list_events,
+    stripe_connection,
+)
 
 SECRET = "whsec_batch"
 
@@ -55,21 +59,6 @@ async def _source(client: httpx.AsyncClient, tenant: str, **fields: str) -> str:
     return source_id
 
 
-async def _connection(client: httpx.AsyncClient, tenant: str) -> str:
-    answer = await client.post(
-        f"/v1/tenants/{tenant}/connections",
-        json={
-            "provider": "stripe",
-            "auth_type": "api_key",
-            "credentials": {"api_key": "sk_test_batch"},
-            "verify": False,
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    connection_id: str = answer.json()["id"]
-    return connection_id
-
-
 async def _fire(client: httpx.AsyncClient, source_id: str) -> str:
     signed = senders.sign_stripe(SECRET)
     answer = await client.post(f"/in/{source_id}", content=signed.body, headers=signed.headers)
@@ -84,8 +73,8 @@ async def test_one_failing_job_is_retried_alone_while_the_batch_commits(
     runtime, client = quiet_client
     tenant = (await client.post("/v1/tenants", json={"name": "Batch"})).json()["id"]
     # Both sources belong to a connection, so each receipt gets a processing job.
-    healthy = await _connection(client, tenant)
-    failing_connection = await _connection(client, tenant)
+    healthy = await stripe_connection(client, tenant)
+    failing_connection = await stripe_connection(client, tenant)
     plain = await _source(client, tenant, connection_id=healthy)
     bound = await _source(client, tenant, connection_id=failing_connection)
     trigger = FailingTrigger(failing_connection)

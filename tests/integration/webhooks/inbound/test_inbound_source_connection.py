@@ -18,7 +18,11 @@ from interlink.webhooks.inbound.hooks import ReceivedWebhook, register_sync_trig
 from interlink.webhooks.inbound.processing import process_handler
 from interlink.webhooks.inbound.writer import PROCESS_JOB
 from tests.conftest import api_client
-from tests.integration.webhooks.inbound.conftest import inbound_settings, list_events
+from tests.integration.webhooks.inbound.conftest import (
+    inbound_settings,
+    list_events,
+    stripe_connection,
+)
 
 SECRET = "whsec_source_connection"
 MISSING = "con_01J0000000000000000000000"
@@ -39,21 +43,6 @@ async def _tenant(client: httpx.AsyncClient, name: str) -> str:
     assert answer.status_code == 201, answer.text
     tenant_id: str = answer.json()["id"]
     return tenant_id
-
-
-async def _connection(client: httpx.AsyncClient, tenant: str) -> str:
-    answer = await client.post(
-        f"/v1/tenants/{tenant}/connections",
-        json={
-            "provider": "stripe",
-            "auth_type": "api_key",
-            "credentials": {"api_key": "sk_test_source"},
-            "verify": False,
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    connection_id: str = answer.json()["id"]
-    return connection_id
 
 
 def _create(client: httpx.AsyncClient, tenant: str, **fields: Any) -> Any:
@@ -88,7 +77,7 @@ async def test_create_refuses_a_missing_or_foreign_connection_alike(
     _, client = hub
     tenant = await _tenant(client, "Acme")
     other = await _tenant(client, "Globex")
-    foreign = await _connection(client, other)
+    foreign = await stripe_connection(client, other)
 
     missing = await _create(client, tenant, connection_id=MISSING)
     _assert_unknown_connection(missing, MISSING)
@@ -107,7 +96,7 @@ async def test_create_stores_a_connection_of_the_same_tenant(
 ) -> None:
     _, client = hub
     tenant = await _tenant(client, "Acme")
-    connection = await _connection(client, tenant)
+    connection = await stripe_connection(client, tenant)
 
     created = await _create(client, tenant, connection_id=connection)
     assert created.status_code == 201, created.text
@@ -123,8 +112,8 @@ async def test_patch_to_an_unknown_connection_leaves_the_source_unchanged(
     _, client = hub
     tenant = await _tenant(client, "Acme")
     other = await _tenant(client, "Globex")
-    mine = await _connection(client, tenant)
-    foreign = await _connection(client, other)
+    mine = await stripe_connection(client, tenant)
+    foreign = await stripe_connection(client, other)
     created = await _create(client, tenant, connection_id=mine, name="Stripe live")
     assert created.status_code == 201, created.text
     url = f"/v1/tenants/{tenant}/sources/{created.json()['id']}"
@@ -148,7 +137,7 @@ async def test_a_connection_deleted_later_leaves_the_source_working(
 ) -> None:
     runtime, client = hub
     tenant = await _tenant(client, "Acme")
-    connection = await _connection(client, tenant)
+    connection = await stripe_connection(client, tenant)
     created = await _create(client, tenant, connection_id=connection)
     assert created.status_code == 201, created.text
     source = created.json()

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from interlink.events.relay import InMemorySubscriber
 from interlink.webhooks.outbound.schedule import RetrySchedule
 from interlink.webhooks.outbound.state import configure
+from interlink.webhooks.outbound.tables import outbound_deliveries
 from tests.integration.webhooks.outbound.outbound_support import (
     Received,
     Receiver,
@@ -25,7 +26,10 @@ from tests.integration.webhooks.outbound.outbound_support import (
     send,
 )
 
-FAST = RetrySchedule((0.05, 0.1, 0.2, 0.2, 0.2, 0.2), throttled_min_delay=0.05)
+# Quick first retries, then a long tail: the refused endpoint's deliveries must still be
+# retrying when its receiver comes up, however slowly a loaded machine gets there (its
+# attempts share batches with the flaky endpoint's 1 s timeouts, so their pace varies).
+FAST = RetrySchedule((0.05, 0.1, 0.2, 0.2, *(0.5,) * 24), throttled_min_delay=0.05)
 
 
 async def test_failing_receiver_recovers_and_every_message_arrives(
@@ -211,3 +215,46 @@ async def _endpoint_row(runtime: object, endpoint_id: str) -> object:
     async with runtime.db.transaction() as conn:
         query = select(outbound_endpoints).where(outbound_endpoints.c.id == endpoint_id)
         return (await conn.execute(query)).one()
+
+
+async def test_a_late_outcome_of_an_older_attempt_does_not_undo_a_resend(db_url: str) -> None:
+    # The first attempt is held while the message is resent; the resend succeeds, then the
+    # first attempt fails. That failure belongs to the old generation: it is logged, but it
+    # must not put the delivery back to pending (where nothing would ever finish it).
+    runtime = outbound_runtime(db_url, retry_schedule="50ms")
+    release = asyncio.Event()
+
+    async def first_held_then_failed(item: Received, count: int) -> web.StreamResponse:
+        if count == 1:
+            await release.wait()
+            return web.Response(status=500)
+        return web.Response(text="ok")
+
+    async with receiver(first_held_then_failed) as sink, outbound_client(runtime) as client:
+        tenant = await new_tenant(client)
+        endpoint = await new_endpoint(client, tenant, url=sink.url)
+        message = await send(client, tenant)
+        await eventually(lambda: len(sink.received) == 1)
+        resent = await client.post(
+            f"/v1/tenants/{tenant}/messages/{message['id']}/endpoints/{endpoint['id']}/resend"
+        )
+        assert resent.status_code in (200, 202), resent.text
+
+        async def resend_recorded() -> bool:
+            attempts = await attempts_of(client, tenant, message["id"])
+            return [a["response_status_code"] for a in attempts] == [200]
+
+        await eventually(resend_recorded)
+        release.set()
+
+        async def both_recorded() -> bool:
+            attempts = await attempts_of(client, tenant, message["id"])
+            return sorted(a["response_status_code"] for a in attempts) == [200, 500]
+
+        await eventually(both_recorded)
+        await asyncio.sleep(0.3)  # room for the old attempt's retry, which must do nothing
+        async with runtime.db.transaction() as conn:
+            query = select(outbound_deliveries.c.status, outbound_deliveries.c.generation)
+            (row,) = (await conn.execute(query)).all()
+        assert (row.status, row.generation) == ("succeeded", 1)
+        assert len(sink.received) == 2

@@ -1,0 +1,167 @@
+"""Jobs handed to this process's worker as they are enqueued, on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from interlink.queue import Job, JobContext, JobQueue, Worker
+from interlink.runtime import Runtime
+from interlink.store.schema import jobs
+from interlink.store.types import utcnow
+
+
+class _Taker:
+    """A taker that records what it is given and starts nothing (a process about to die)."""
+
+    worker_id = "taker-1"
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.adopted: list[Job] = []
+
+    def spare(self, kind: str) -> int:
+        return self.room if kind == "test.noop" else 0
+
+    def adopt(self, jobs: list[Job]) -> None:
+        self.adopted.extend(jobs)
+
+
+@contextlib.asynccontextmanager
+async def _running(worker: Worker) -> AsyncIterator[None]:
+    """Run ``worker`` for the block (10 s at most), from when it takes jobs at enqueue."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            while worker.queue.taker is not worker:
+                await asyncio.sleep(0.01)
+            yield
+    finally:
+        stop.set()
+        await task
+
+
+async def _enqueue_many(queue: JobQueue, count: int, **kwargs: object) -> list[str | None]:
+    items = [("test.noop", {"n": n}, None, None) for n in range(count)]
+    async with queue.db.transaction() as conn:
+        return await queue.enqueue_many(conn, items, hand_off=True, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_jobs_up_to_the_takers_room_are_written_leased_to_it(runtime: Runtime) -> None:
+    queue, taker = runtime.queue, _Taker(room=3)
+    queue.taker = taker
+    memos = [f"memo-{n}" for n in range(5)]
+    items = [("test.noop", {"n": n}, None, None) for n in range(5)]
+    async with runtime.db.transaction() as conn:
+        ids = await queue.enqueue_many(conn, items, hand_off=True, memos=memos)
+        assert taker.adopted == []  # nothing starts before the commit
+    assert [job.id for job in taker.adopted] == ids[:3]
+    assert [job.memo for job in taker.adopted] == memos[:3]
+    assert all(job.attempts == 1 and job.lease_token for job in taker.adopted)
+    rows = {row["id"]: row for row in await queue.list()}
+    for job in taker.adopted:
+        assert rows[job.id]["status"] == "running"
+        assert rows[job.id]["worker_id"] == "taker-1"
+        assert rows[job.id]["lease_token"] == job.lease_token
+    assert [rows[i]["status"] for i in ids[3:]] == ["queued", "queued"]
+    # The queued ones are claimed as usual; the handed-over ones are not claimed again.
+    claimed = await queue.claim("w2", ["test.noop"], 10)
+    assert {job.id for job in claimed} == set(ids[3:])
+    assert await queue.complete_many(taker.adopted) == 3
+
+
+async def test_nothing_is_handed_over_when_the_transaction_rolls_back(runtime: Runtime) -> None:
+    queue, taker = runtime.queue, _Taker(room=10)
+    queue.taker = taker
+    try:
+        async with runtime.db.transaction() as conn:
+            await queue.enqueue_many(conn, [("test.noop", {}, None, None)], hand_off=True)
+            raise RuntimeError("the caller's change failed")
+    except RuntimeError:
+        pass
+    assert taker.adopted == []
+    assert await queue.list() == []
+
+
+async def test_later_jobs_keyed_jobs_and_other_kinds_are_queued(runtime: Runtime) -> None:
+    queue, taker = runtime.queue, _Taker(room=10)
+    queue.taker = taker
+    await _enqueue_many(queue, 2, run_at=utcnow() + timedelta(hours=1))
+    async with runtime.db.transaction() as conn:
+        await queue.enqueue_many(conn, [("test.noop", {}, None, "key-1")], hand_off=True)
+        await queue.enqueue_many(conn, [("other.kind", {}, None, None)], hand_off=True)
+        await queue.enqueue_many(conn, [("test.noop", {}, None, None)])  # not asked to
+    assert taker.adopted == []
+    assert {row["status"] for row in await queue.list()} == {"queued"}
+
+
+async def test_a_handed_over_job_whose_process_died_runs_after_its_lease_expires(
+    runtime: Runtime,
+) -> None:
+    queue, taker = runtime.queue, _Taker(room=1)
+    queue.taker = taker
+    (job_id,) = await _enqueue_many(queue, 1)
+    queue.taker = None  # the process that held it is gone; its lease runs out
+    async with runtime.db.transaction() as conn:
+        await conn.execute(update(jobs).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert await queue.reap_expired() == 1
+    ran: list[Job] = []
+
+    async def record(job: Job, ctx: JobContext) -> None:
+        ran.append(job)
+
+    async with _running(Worker(queue, {"test.noop": record}, poll_seconds=0.02)):
+        while not ran:
+            await asyncio.sleep(0.02)
+    assert [job.id for job in ran] == [job_id]
+    assert ran[0].attempts == 2  # the lost first attempt counts
+    assert ran[0].memo is None  # a claimed job carries nothing from the enqueuer
+    (row,) = await queue.list()
+    assert row["status"] == "succeeded"
+
+
+async def test_a_running_worker_takes_jobs_at_enqueue_and_stops_taking_when_stopped(
+    runtime: Runtime,
+) -> None:
+    queue = runtime.queue
+    ran: list[Job] = []
+    done = asyncio.Event()
+
+    async def record(job: Job, ctx: JobContext) -> None:
+        ran.append(job)
+        done.set()
+
+    # A poll far longer than the test: only the hand-over can start the job in time.
+    worker = Worker(queue, {"test.noop": record}, poll_seconds=60)
+    async with _running(worker):
+        queue.wake = lambda: None  # type: ignore[method-assign]  # no wake-up either
+        (job_id,) = await _enqueue_many(queue, 1)
+        await done.wait()
+    assert [job.id for job in ran] == [job_id]
+    assert ran[0].attempts == 1
+    assert queue.taker is None
+    assert worker.spare("test.noop") == 0
+    (row,) = await queue.list()
+    assert row["status"] == "succeeded"
+    assert row["attempts"] == 1
+
+
+async def test_a_finished_job_is_marked_done_at_once_even_with_a_long_poll(
+    runtime: Runtime,
+) -> None:
+    # The worker no longer claims after every finished job (nothing new is due then), but the
+    # jobs it finished must still be marked done long before their lease runs out.
+    queue = runtime.queue
+
+    async def noop(job: Job, ctx: JobContext) -> None:
+        return None
+
+    async with _running(Worker(queue, {"test.noop": noop}, poll_seconds=60)):
+        (job_id,) = await _enqueue_many(queue, 1)
+        while (await queue.get(job_id) or {}).get("status") != "succeeded":
+            await asyncio.sleep(0.02)

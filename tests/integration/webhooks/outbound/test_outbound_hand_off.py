@@ -1,0 +1,74 @@
+"""A new message's deliveries go straight to this process's worker, with what it would read."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import orjson
+from aiohttp import web
+from sqlalchemy import select
+
+from interlink.store.schema import jobs
+from interlink.webhooks.outbound.delivery import _COLUMNS
+from interlink.webhooks.outbound.messages import DeliveryView
+from tests.integration.webhooks.outbound.outbound_support import (
+    Received,
+    attempts_of,
+    eventually,
+    new_endpoint,
+    new_tenant,
+    outbound_client,
+    outbound_runtime,
+    receiver,
+    send,
+)
+
+
+def test_the_handed_view_has_exactly_the_columns_the_handler_loads() -> None:
+    assert [field.name for field in dataclasses.fields(DeliveryView)] == [
+        column.key for column in _COLUMNS
+    ]
+
+
+async def test_a_message_is_delivered_without_a_claim_and_retried_from_the_table(
+    db_url: str,
+) -> None:
+    # No poll for a minute: only the hand-over (first attempt) and the retry's wake-up
+    # (second attempt, claimed from the table) can deliver within the test.
+    runtime = outbound_runtime(db_url, job_poll_seconds=60.0, retry_schedule="50ms")
+    answers = iter([500, 200])
+    looked = asyncio.Event()
+
+    async def first_fails(item: Received, count: int) -> web.StreamResponse:
+        if count == 1:
+            await looked.wait()  # the first attempt stays in flight while the test looks
+        return web.Response(status=next(answers))
+
+    async with receiver(first_fails) as sink, outbound_client(runtime) as client:
+        tenant = await new_tenant(client)
+        await new_endpoint(client, tenant, url=sink.url, headers={"X-Customer": "c-7"})
+        message = await send(client, tenant, payload={"amount": 7})
+        await eventually(lambda: len(sink.received) >= 1)
+        first = sink.received[0]
+        assert first.headers["webhook-id"] == message["id"]
+        assert first.headers["X-Customer"] == "c-7"
+        assert orjson.loads(first.body)["data"] == {"amount": 7}
+        async with runtime.db.transaction() as conn:
+            query = select(jobs).where(jobs.c.kind == "outbound.deliver")
+            (job,) = (await conn.execute(query)).mappings().all()
+        looked.set()
+        # Written leased, first attempt: a claim would have updated the row after its insert.
+        assert (job["status"], job["attempts"]) == ("running", 1)
+        assert job["worker_id"] is not None
+        assert job["updated_at"] == job["created_at"]
+        # The retry is claimed from the table (no memo) and sends the same bytes.
+
+        def woken_and_received() -> bool:
+            runtime.queue.wake()  # stands in for the poll, which is a minute away
+            return len(sink.received) == 2
+
+        await eventually(woken_and_received)
+        assert sink.received[1].body == first.body
+        attempts = await attempts_of(client, tenant, message["id"])
+        assert sorted(a["response_status_code"] for a in attempts) == [200, 500]
