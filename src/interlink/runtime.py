@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,9 +28,39 @@ from interlink.store import migrate
 from interlink.store.database import Database
 from interlink.vault import Vault, load_master_keys
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "supervised"]
 
 log = structlog.get_logger("interlink.runtime")
+
+
+async def supervised(
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    stop: asyncio.Event,
+    *,
+    first_delay: float = 1.0,
+    max_delay: float = 30.0,
+) -> None:
+    """Run ``run()`` until it returns; when it raises, log the error and run it again.
+
+    A background loop that dies of an unexpected error must not leave the API accepting work
+    that nothing processes: it comes back after ``first_delay`` seconds, doubling up to
+    ``max_delay`` while it keeps failing, until ``stop`` is set.
+    """
+    delay = first_delay
+    while True:
+        try:
+            await run()
+            return
+        except Exception:
+            log.exception("background task failed; restarting it", task=name, retry_in=delay)
+        if stop.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        if stop.is_set():
+            return
+        delay = min(max_delay, delay * 2)
 
 
 class Runtime:
@@ -131,10 +161,11 @@ class Runtime:
             metrics=self.metrics,
             listen_url=self.listen_url,
         )
+        worker = self.worker(concurrency)
         tasks = [
-            asyncio.create_task(self.worker(concurrency).run(stop), name="worker"),
-            asyncio.create_task(relay.run(stop), name="relay"),
-            asyncio.create_task(self._housekeeping(stop), name="housekeeping"),
+            asyncio.create_task(supervised("worker", lambda: worker.run(stop), stop)),
+            asyncio.create_task(supervised("relay", lambda: relay.run(stop), stop)),
+            asyncio.create_task(supervised("housekeeping", lambda: self._housekeeping(stop), stop)),
         ]
         try:
             await asyncio.gather(*tasks)

@@ -15,7 +15,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +133,10 @@ class BatchHandler:
 
     handle: Callable[[list[Job], BatchContext], Awaitable[None]]
     max_size: int = 100
+    # Jobs of different groups never share a batch (each batch is finished, recorded and its
+    # slots freed on its own): outbound groups by endpoint, so that a slow receiver holds up
+    # only its own deliveries.
+    group: Callable[[Job], Hashable] | None = None
 
 
 def backoff_delay(attempt: int, *, base: float = 1.0, cap: float = 3600.0) -> float:
@@ -249,7 +253,7 @@ class Worker:
                 waiter.cancel()
 
     def _start_all(self, claimed: list[Job]) -> None:
-        batches: dict[str, list[Job]] = {}
+        batches: dict[tuple[str, Hashable], list[Job]] = {}
         for job in claimed:
             if self.metrics:
                 self.metrics.jobs_claimed.labels(job.kind).inc()
@@ -258,13 +262,14 @@ class Worker:
                 )
             handler = self.handlers[job.kind]
             if isinstance(handler, BatchHandler):
-                batch = batches.setdefault(job.kind, [])
+                key = (job.kind, handler.group(job) if handler.group else None)
+                batch = batches.setdefault(key, [])
                 batch.append(job)
                 if len(batch) >= handler.max_size:
-                    self._track(self._execute_batch(handler, batches.pop(job.kind)), batch)
+                    self._track(self._execute_batch(handler, batches.pop(key)), batch)
             else:
                 self._track(self._execute(job, handler), [job])
-        for kind, batch in batches.items():
+        for (kind, _), batch in batches.items():
             handler = self.handlers[kind]
             assert isinstance(handler, BatchHandler)
             self._track(self._execute_batch(handler, batch), batch)

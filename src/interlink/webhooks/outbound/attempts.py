@@ -75,7 +75,14 @@ async def _make_ready(conn: AsyncConnection, queue: JobQueue, delivery: dict[str
         return  # waits for its turn in the key
     await queue.enqueue_many(
         conn,
-        [delivery_job(delivery["id"], delivery["generation"], delivery["tenant_id"])],
+        [
+            delivery_job(
+                delivery["id"],
+                delivery["generation"],
+                delivery["tenant_id"],
+                delivery["endpoint_id"],
+            )
+        ],
         max_attempts=JOB_MAX_ATTEMPTS,
     )
 

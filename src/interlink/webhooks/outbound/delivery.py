@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, select
 from interlink.queue.jobs import Job
 from interlink.queue.worker import BatchContext, BatchHandler
 from interlink.store.types import utcnow
+from interlink.webhooks.outbound.ordering import job_endpoint
 from interlink.webhooks.outbound.ratelimit import take_slots
 from interlink.webhooks.outbound.recording import Outcome, plan_outcomes
 from interlink.webhooks.outbound.sender import compiled_endpoint, send_attempt
@@ -149,4 +150,4 @@ def deliver_handler(runtime: Runtime) -> BatchHandler:
         if outcomes:
             await state.recorder.record(ctx, plan)
 
-    return BatchHandler(handle, max_size=100)
+    return BatchHandler(handle, max_size=100, group=job_endpoint)

@@ -29,6 +29,7 @@ async def finish_delivery(
             endpoint_id=row.endpoint_id,
             ordering_key=row.ordering_key,
             finished_delivery_id=row.id,
+            generation=row.generation,
             tenant_id=row.tenant_id,
         )
     if row.event_type.startswith(EVENT_TYPE_PREFIX):

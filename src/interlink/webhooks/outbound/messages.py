@@ -242,7 +242,7 @@ async def create_messages(
             not_before = endpoint.next_attempt_not_before
             now = message["created_at"]
             run_at = not_before if not_before is not None and not_before > now else None
-            jobs[run_at].append(delivery_job(delivery["id"], 0, request.tenant_id))
+            jobs[run_at].append(delivery_job(delivery["id"], 0, request.tenant_id, endpoint.id))
             if run_at is None and handing:
                 memos.append((DeliveryView.of(delivery, message), endpoint))
     if deliveries:

@@ -13,10 +13,17 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interlink.queue.jobs import JobQueue
+from interlink.queue.jobs import Job, JobQueue
 from interlink.webhooks.outbound.tables import outbound_deliveries, outbound_order_keys
 
-__all__ = ["DELIVER_JOB", "JOB_MAX_ATTEMPTS", "advance_key", "delivery_job", "join_key"]
+__all__ = [
+    "DELIVER_JOB",
+    "JOB_MAX_ATTEMPTS",
+    "advance_key",
+    "delivery_job",
+    "job_endpoint",
+    "join_key",
+]
 
 DELIVER_JOB = "outbound.deliver"
 # The delivery's own schedule decides when it has failed; the job must never run out first.
@@ -24,10 +31,22 @@ JOB_MAX_ATTEMPTS = 1000
 
 
 def delivery_job(
-    delivery_id: str, generation: int, tenant_id: str
+    delivery_id: str, generation: int, tenant_id: str, endpoint_id: str
 ) -> tuple[str, dict[str, Any], str | None, str | None]:
-    """The ``enqueue_many`` item that delivers ``delivery_id`` (this generation of it)."""
-    return (DELIVER_JOB, {"delivery_id": delivery_id, "generation": generation}, tenant_id, None)
+    """The ``enqueue_many`` item that delivers ``delivery_id`` (this generation of it).
+
+    The endpoint is in the payload so that the worker batches each endpoint's jobs apart
+    (:func:`job_endpoint`).
+    """
+    payload = {"delivery_id": delivery_id, "generation": generation, "endpoint_id": endpoint_id}
+    return (DELIVER_JOB, payload, tenant_id, None)
+
+
+def job_endpoint(job: Job) -> str | None:
+    """The batch group of a delivery job: its endpoint (None in jobs queued by older versions,
+    which are batched together as before)."""
+    endpoint: str | None = job.payload.get("endpoint_id")
+    return endpoint
 
 
 async def join_key(
@@ -101,11 +120,14 @@ async def advance_key(
     endpoint_id: str,
     ordering_key: str,
     finished_delivery_id: str,
+    generation: int,
     tenant_id: str,
 ) -> str | None:
     """After the head finished (succeeded or failed for good), enqueue the next in line.
 
     Call in the transaction that records the head's final status. Returns the new head.
+    An outcome of an older ``generation`` (the delivery was resent while that attempt was in
+    flight) changes nothing: the key waits for the resend's own outcome.
     """
     head = await conn.scalar(
         select(outbound_order_keys.c.head_delivery_id)
@@ -116,6 +138,13 @@ async def advance_key(
         .with_for_update()
     )
     if head != finished_delivery_id:
+        return None
+    current = await conn.scalar(
+        select(outbound_deliveries.c.generation).where(
+            outbound_deliveries.c.id == finished_delivery_id
+        )
+    )
+    if current != generation:
         return None
     following = (
         await conn.execute(
@@ -135,7 +164,7 @@ async def advance_key(
     if following is not None:
         await queue.enqueue_many(
             conn,
-            [delivery_job(following[0], following[1], tenant_id)],
+            [delivery_job(following[0], following[1], tenant_id, endpoint_id)],
             max_attempts=JOB_MAX_ATTEMPTS,
         )
     return next_id

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
@@ -55,10 +55,26 @@ _UPDATE_DELIVERY = pipelined(
     )
 )
 _INSERT_ATTEMPTS = pipelined(outbound_attempts.insert())
-_LAST_SUCCESS = (
+# A success clears the endpoint's failure state. The condition is checked in the table, not
+# on the row the batch read, which may predate another batch's failures; a healthy endpoint's
+# row is written only when its last success is a minute old (the statement then changes none).
+_SUCCEEDED = pipelined(
     update(outbound_endpoints)
-    .where(outbound_endpoints.c.id == bindparam("endpoint_id"))
-    .values(last_success_at=bindparam("now"))
+    .where(
+        outbound_endpoints.c.id == bindparam("endpoint_id"),
+        or_(
+            outbound_endpoints.c.consecutive_failures > 0,
+            outbound_endpoints.c.next_attempt_not_before.is_not(None),
+            outbound_endpoints.c.last_success_at.is_(None),
+            outbound_endpoints.c.last_success_at < bindparam("minute_ago"),
+        ),
+    )
+    .values(
+        consecutive_failures=0,
+        first_failure_at=None,
+        next_attempt_not_before=None,
+        last_success_at=bindparam("now"),
+    )
 )
 
 
@@ -198,29 +214,17 @@ async def _update_health(
     now = utcnow()
     table = outbound_endpoints
     if any(result.succeeded for result in results) and endpoint_id not in gone:
-        if endpoint.consecutive_failures or endpoint.next_attempt_not_before is not None:
-            await conn.execute(
-                update(table)
-                .where(table.c.id == endpoint_id)
-                .values(
-                    consecutive_failures=0,
-                    first_failure_at=None,
-                    next_attempt_not_before=None,
-                    last_success_at=now,
-                )
-            )
-        elif endpoint.last_success_at is None or now - endpoint.last_success_at > timedelta(
-            seconds=60
-        ):
-            # Hot endpoints write their last success at most once a minute.
-            await conn.execute(_LAST_SUCCESS, {"endpoint_id": endpoint_id, "now": now})
+        params = {"endpoint_id": endpoint_id, "now": now, "minute_ago": now - timedelta(minutes=1)}
+        await conn.execute(_SUCCEEDED, params)
         return
     failures = endpoint.consecutive_failures + len(results)
     first = endpoint.first_failure_at or now
     backoff = state.config.backoff
     values: dict[str, Any] = {
         "consecutive_failures": table.c.consecutive_failures + len(results),
-        "first_failure_at": first,
+        "first_failure_at": func.coalesce(
+            table.c.first_failure_at, bindparam("first", first, type_=table.c.first_failure_at.type)
+        ),
         "last_failure_at": now,
         "next_attempt_not_before": now + timedelta(seconds=backoff.delay(failures)),
     }

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import timedelta
 
 import orjson
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from interlink.store.schema import jobs
+from interlink.store.types import utcnow
 from interlink.webhooks.outbound.delivery import _COLUMNS
 from interlink.webhooks.outbound.messages import DeliveryView
+from interlink.webhooks.outbound.tables import outbound_endpoints
 from tests.integration.webhooks.outbound.outbound_support import (
     Received,
     attempts_of,
@@ -72,3 +75,49 @@ async def test_a_message_is_delivered_without_a_claim_and_retried_from_the_table
         assert sink.received[1].body == first.body
         attempts = await attempts_of(client, tenant, message["id"])
         assert sorted(a["response_status_code"] for a in attempts) == [200, 500]
+
+
+async def test_a_success_clears_failures_recorded_after_the_handed_row_was_read(
+    db_url: str,
+) -> None:
+    # The handed endpoint row says "healthy"; while the attempt is in flight another batch
+    # records failures (written here directly). The success must clear what the table holds.
+    runtime = outbound_runtime(db_url)
+    release = asyncio.Event()
+
+    async def held(item: Received, _: int) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(text="ok")
+
+    async with receiver(held) as sink, outbound_client(runtime) as client:
+        tenant = await new_tenant(client)
+        endpoint = await new_endpoint(client, tenant, url=sink.url)
+        await send(client, tenant)
+        await eventually(lambda: len(sink.received) == 1)
+        failing_since = utcnow() - timedelta(minutes=5)
+        async with runtime.db.transaction() as conn:
+            await conn.execute(
+                update(outbound_endpoints)
+                .where(outbound_endpoints.c.id == endpoint["id"])
+                .values(
+                    consecutive_failures=3,
+                    first_failure_at=failing_since,
+                    next_attempt_not_before=utcnow() + timedelta(hours=1),
+                )
+            )
+        release.set()
+
+        async def cleared() -> bool:
+            got = await client.get(f"/v1/tenants/{tenant}/endpoints/{endpoint['id']}")
+            return bool(got.json()["health"]["consecutive_failures"] == 0)
+
+        await eventually(cleared)
+        async with runtime.db.transaction() as conn:
+            query = select(
+                outbound_endpoints.c.first_failure_at,
+                outbound_endpoints.c.next_attempt_not_before,
+                outbound_endpoints.c.last_success_at,
+            ).where(outbound_endpoints.c.id == endpoint["id"])
+            row = (await conn.execute(query)).one()
+        assert row.first_failure_at is None and row.next_attempt_not_before is None
+        assert row.last_success_at is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from aiohttp import web
 from sqlalchemy import select
 
@@ -258,3 +259,44 @@ async def test_a_late_outcome_of_an_older_attempt_does_not_undo_a_resend(db_url:
             (row,) = (await conn.execute(query)).all()
         assert (row.status, row.generation) == ("succeeded", 1)
         assert len(sink.received) == 2
+
+
+async def test_a_late_outcome_of_an_older_attempt_keeps_its_ordering_key_waiting(
+    db_url: str,
+) -> None:
+    # The key's head is resent while its first attempt is in flight. When that old attempt
+    # succeeds, the key must still wait for the resend: the next message goes out only after.
+    runtime = outbound_runtime(db_url)
+    first, second = asyncio.Event(), asyncio.Event()
+    order: list[tuple[int, str]] = []
+
+    async def held(item: Received, _: int) -> web.StreamResponse:
+        n = orjson.loads(item.body)["data"]["n"]
+        order.append((n, "arrived"))
+        if n == 0:
+            await (first if order.count((0, "arrived")) == 1 else second).wait()
+            order.append((0, "done"))
+        return web.Response(text="ok")
+
+    async with receiver(held) as sink, outbound_client(runtime) as client:
+        tenant = await new_tenant(client)
+        endpoint = await new_endpoint(client, tenant, url=sink.url)
+        head = await send(client, tenant, payload={"n": 0}, ordering_key="k")
+        await send(client, tenant, payload={"n": 1}, ordering_key="k")
+        await eventually(lambda: len(sink.received) == 1)
+        resent = await client.post(
+            f"/v1/tenants/{tenant}/messages/{head['id']}/endpoints/{endpoint['id']}/resend"
+        )
+        assert resent.status_code in (200, 202), resent.text
+        await eventually(lambda: len(sink.received) == 2)  # the resend, held too
+        first.set()
+
+        async def old_attempt_recorded() -> bool:
+            return len(await attempts_of(client, tenant, head["id"])) == 1
+
+        await eventually(old_attempt_recorded)
+        await asyncio.sleep(0.3)  # room for the next message, which must not go out yet
+        assert [n for n, what in order if what == "arrived"] == [0, 0]
+        second.set()
+        await eventually(lambda: (1, "arrived") in order)
+        assert order == [(0, "arrived"), (0, "arrived"), (0, "done"), (0, "done"), (1, "arrived")]
