@@ -56,8 +56,8 @@ _UPDATE_DELIVERY = pipelined(
 )
 _INSERT_ATTEMPTS = pipelined(outbound_attempts.insert())
 # A success clears the endpoint's failure state. The condition is checked in the table, not
-# on the row the batch read, which may predate another batch's failures; a healthy endpoint's
-# row is written only when its last success is a minute old (the statement then changes none).
+# on the row the batch read, which may predate another batch's failures. A healthy endpoint's
+# row is rewritten only once its last success is a minute old; otherwise no row matches.
 _SUCCEEDED = pipelined(
     update(outbound_endpoints)
     .where(
