@@ -9,6 +9,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from interlink.queue.jobs import NOTIFY_CHANNEL
 from interlink.webhooks.inbound.senders import sign_stripe
 from tests.conftest import ADMIN_TOKEN
 from tests.serving import InterlinkProcess
@@ -78,10 +79,20 @@ async def test_api_only_server_and_two_workers_share_the_work(tmp_path: Path, pg
         conn = await asyncpg.connect(pg_url)
         try:
             assert await conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'succeeded'") == 0
+            # Hold the jobs back until both workers are up, then release them with one NOTIFY
+            # that wakes both at once: otherwise the first to start may do all the work before
+            # the other has finished starting (on a loaded machine it did).
+            await conn.execute("UPDATE jobs SET run_at = now() + interval '1 hour'")
             for worker in workers:
                 worker.process = None
                 worker.start(wait=False)
             try:
+                for _ in range(240):
+                    if all("Interlink worker on" in worker.output() for worker in workers):
+                        break
+                    await asyncio.sleep(0.25)
+                await asyncio.sleep(1.0)  # room for their LISTEN connections to open
+                await conn.execute(f"UPDATE jobs SET run_at = now(); NOTIFY {NOTIFY_CHANNEL}")
                 received = await conn.fetchval(
                     "SELECT count(*) FROM events WHERE type = 'dev.interlink.webhook.received'"
                 )
