@@ -222,8 +222,10 @@ async def _update_health(
     backoff = state.config.backoff
     values: dict[str, Any] = {
         "consecutive_failures": table.c.consecutive_failures + len(results),
+        # A run of failures starts now unless the table holds one: the row this batch read
+        # may predate a success that another batch recorded since.
         "first_failure_at": func.coalesce(
-            table.c.first_failure_at, bindparam("first", first, type_=table.c.first_failure_at.type)
+            table.c.first_failure_at, bindparam("now", now, type_=table.c.first_failure_at.type)
         ),
         "last_failure_at": now,
         "next_attempt_not_before": now + timedelta(seconds=backoff.delay(failures)),
@@ -233,13 +235,15 @@ async def _update_health(
         reason = "the endpoint answered 410 Gone"
     elif backoff.should_disable(first, endpoint.last_success_at, now):
         reason = f"failing without a success since {first.isoformat()}"
+    await conn.execute(update(table).where(table.c.id == endpoint_id).values(**values))
     if reason is None:
-        await conn.execute(update(table).where(table.c.id == endpoint_id).values(**values))
         return
+    disable = update(table).where(table.c.id == endpoint_id, table.c.disabled.is_(False))
+    if endpoint_id not in gone:
+        # Decided on the table, not on the row read: a success since clears first_failure_at.
+        disable = disable.where(table.c.first_failure_at <= now - backoff.disable_after)
     result = await conn.execute(
-        update(table)
-        .where(table.c.id == endpoint_id, table.c.disabled.is_(False))
-        .values(**values, disabled=True, disabled_reason=reason, version=table.c.version + 1)
+        disable.values(disabled=True, disabled_reason=reason, version=table.c.version + 1)
     )
     if result.rowcount:
         tenant_id = next(o.row.tenant_id for o in outcomes if o.row.endpoint_id == endpoint_id)

@@ -121,3 +121,51 @@ async def test_a_success_clears_failures_recorded_after_the_handed_row_was_read(
             row = (await conn.execute(query)).one()
         assert row.first_failure_at is None and row.next_attempt_not_before is None
         assert row.last_success_at is not None
+
+
+async def test_a_failure_does_not_disable_an_endpoint_that_succeeded_after_the_row_was_read(
+    db_url: str,
+) -> None:
+    # The handed endpoint row says "failing for six days"; while the attempt is in flight
+    # another batch records a success (written here directly). The attempt then fails: that
+    # starts a new run of failures, it must not disable the endpoint.
+    runtime = outbound_runtime(db_url)
+    release = asyncio.Event()
+
+    async def held_then_failed(item: Received, _: int) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=500)
+
+    async with receiver(held_then_failed) as sink, outbound_client(runtime) as client:
+        tenant = await new_tenant(client)
+        endpoint = await new_endpoint(client, tenant, url=sink.url)
+        select_endpoint = outbound_endpoints.c.id == endpoint["id"]
+        async with runtime.db.transaction() as conn:
+            await conn.execute(
+                update(outbound_endpoints)
+                .where(select_endpoint)
+                .values(consecutive_failures=40, first_failure_at=utcnow() - timedelta(days=6))
+            )
+        await send(client, tenant)
+        await eventually(lambda: len(sink.received) == 1)
+        succeeded_at = utcnow()
+        async with runtime.db.transaction() as conn:
+            await conn.execute(
+                update(outbound_endpoints)
+                .where(select_endpoint)
+                .values(consecutive_failures=0, first_failure_at=None, last_success_at=succeeded_at)
+            )
+        release.set()
+
+        async def failure_recorded() -> bool:
+            got = await client.get(f"/v1/tenants/{tenant}/endpoints/{endpoint['id']}")
+            return bool(got.json()["health"]["consecutive_failures"] == 1)
+
+        await eventually(failure_recorded)
+        async with runtime.db.transaction() as conn:
+            query = select(
+                outbound_endpoints.c.disabled, outbound_endpoints.c.first_failure_at
+            ).where(select_endpoint)
+            row = (await conn.execute(query)).one()
+        assert row.disabled is False
+        assert row.first_failure_at >= succeeded_at
