@@ -217,33 +217,42 @@ async def _update_health(
         params = {"endpoint_id": endpoint_id, "now": now, "minute_ago": now - timedelta(minutes=1)}
         await conn.execute(_SUCCEEDED, params)
         return
-    failures = endpoint.consecutive_failures + len(results)
-    first = endpoint.first_failure_at or now
+    # The failure counts are taken from the table as this update leaves it, not from the row
+    # the batch read: that may predate another batch's success or failures.
+    recorded = (
+        await conn.execute(
+            update(table)
+            .where(table.c.id == endpoint_id)
+            .values(
+                consecutive_failures=table.c.consecutive_failures + len(results),
+                first_failure_at=func.coalesce(
+                    table.c.first_failure_at,
+                    bindparam("now", now, type_=table.c.first_failure_at.type),
+                ),
+                last_failure_at=now,
+            )
+            .returning(
+                table.c.consecutive_failures, table.c.first_failure_at, table.c.last_success_at
+            )
+        )
+    ).first()
+    if recorded is None:
+        return  # the endpoint was deleted meanwhile (its deliveries with it)
     backoff = state.config.backoff
-    values: dict[str, Any] = {
-        "consecutive_failures": table.c.consecutive_failures + len(results),
-        # A run of failures starts now unless the table holds one: the row this batch read
-        # may predate a success that another batch recorded since.
-        "first_failure_at": func.coalesce(
-            table.c.first_failure_at, bindparam("now", now, type_=table.c.first_failure_at.type)
-        ),
-        "last_failure_at": now,
-        "next_attempt_not_before": now + timedelta(seconds=backoff.delay(failures)),
-    }
+    wait = timedelta(seconds=backoff.delay(recorded.consecutive_failures))
     reason = None
     if endpoint_id in gone:
         reason = "the endpoint answered 410 Gone"
-    elif backoff.should_disable(first, endpoint.last_success_at, now):
-        reason = f"failing without a success since {first.isoformat()}"
-    await conn.execute(update(table).where(table.c.id == endpoint_id).values(**values))
+    elif backoff.should_disable(recorded.first_failure_at, recorded.last_success_at, now):
+        reason = f"failing without a success since {recorded.first_failure_at.isoformat()}"
+    changes: dict[str, Any] = {"next_attempt_not_before": now + wait}
     if reason is None:
+        await conn.execute(update(table).where(table.c.id == endpoint_id).values(**changes))
         return
-    disable = update(table).where(table.c.id == endpoint_id, table.c.disabled.is_(False))
-    if endpoint_id not in gone:
-        # Decided on the table, not on the row read: a success since clears first_failure_at.
-        disable = disable.where(table.c.first_failure_at <= now - backoff.disable_after)
     result = await conn.execute(
-        disable.values(disabled=True, disabled_reason=reason, version=table.c.version + 1)
+        update(table)
+        .where(table.c.id == endpoint_id, table.c.disabled.is_(False))
+        .values(**changes, disabled=True, disabled_reason=reason, version=table.c.version + 1)
     )
     if result.rowcount:
         tenant_id = next(o.row.tenant_id for o in outcomes if o.row.endpoint_id == endpoint_id)

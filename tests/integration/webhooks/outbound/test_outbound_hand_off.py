@@ -169,3 +169,42 @@ async def test_a_failure_does_not_disable_an_endpoint_that_succeeded_after_the_r
             row = (await conn.execute(query)).one()
         assert row.disabled is False
         assert row.first_failure_at >= succeeded_at
+
+
+async def test_a_failure_backs_off_by_the_failures_in_the_table_not_in_the_handed_row(
+    db_url: str,
+) -> None:
+    # The handed row says "healthy"; while the attempt is in flight, other batches record 40
+    # failures. This failure is the 41st: its backoff is the longest, not the first step.
+    runtime = outbound_runtime(db_url)  # backoff from 50 ms doubling up to 200 ms
+    release = asyncio.Event()
+
+    async def held_then_failed(item: Received, _: int) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=500)
+
+    async with receiver(held_then_failed) as sink, outbound_client(runtime) as client:
+        tenant = await new_tenant(client)
+        endpoint = await new_endpoint(client, tenant, url=sink.url)
+        await send(client, tenant)
+        await eventually(lambda: len(sink.received) == 1)
+        select_endpoint = outbound_endpoints.c.id == endpoint["id"]
+        async with runtime.db.transaction() as conn:
+            await conn.execute(
+                update(outbound_endpoints)
+                .where(select_endpoint)
+                .values(consecutive_failures=40, first_failure_at=utcnow())
+            )
+        release.set()
+
+        async def failure_recorded() -> bool:
+            got = await client.get(f"/v1/tenants/{tenant}/endpoints/{endpoint['id']}")
+            return bool(got.json()["health"]["consecutive_failures"] == 41)
+
+        await eventually(failure_recorded)
+        async with runtime.db.transaction() as conn:
+            query = select(
+                outbound_endpoints.c.last_failure_at, outbound_endpoints.c.next_attempt_not_before
+            ).where(select_endpoint)
+            row = (await conn.execute(query)).one()
+        assert row.next_attempt_not_before - row.last_failure_at == timedelta(milliseconds=200)
