@@ -245,14 +245,22 @@ async def _update_health(
         reason = "the endpoint answered 410 Gone"
     elif backoff.should_disable(recorded.first_failure_at, recorded.last_success_at, now):
         reason = f"failing without a success since {recorded.first_failure_at.isoformat()}"
-    changes: dict[str, Any] = {"next_attempt_not_before": now + wait}
+    not_before = now + wait
+    this_endpoint = table.c.id == endpoint_id
     if reason is None:
-        await conn.execute(update(table).where(table.c.id == endpoint_id).values(**changes))
+        await conn.execute(
+            update(table).where(this_endpoint).values(next_attempt_not_before=not_before)
+        )
         return
     result = await conn.execute(
         update(table)
-        .where(table.c.id == endpoint_id, table.c.disabled.is_(False))
-        .values(**changes, disabled=True, disabled_reason=reason, version=table.c.version + 1)
+        .where(this_endpoint, table.c.disabled.is_(False))
+        .values(
+            next_attempt_not_before=not_before,
+            disabled=True,
+            disabled_reason=reason,
+            version=table.c.version + 1,
+        )
     )
     if result.rowcount:
         tenant_id = next(o.row.tenant_id for o in outcomes if o.row.endpoint_id == endpoint_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -77,98 +78,91 @@ async def test_a_message_is_delivered_without_a_claim_and_retried_from_the_table
         assert sorted(a["response_status_code"] for a in attempts) == [200, 500]
 
 
-async def test_a_success_clears_failures_recorded_after_the_handed_row_was_read(
+async def _endpoint_after_a_change_in_flight(
     db_url: str,
-) -> None:
-    # The handed endpoint row says "healthy"; while the attempt is in flight another batch
-    # records failures (written here directly). The success must clear what the table holds.
-    runtime = outbound_runtime(db_url)
+    *,
+    answer: int,
+    meanwhile: dict[str, Any],
+    failures: int,
+    before: dict[str, Any] | None = None,
+) -> Any:
+    """Send one message and hold its first attempt while the endpoint's row is set to
+    ``meanwhile`` (as another batch would), then let the receiver answer ``answer``.
+
+    The row handed over with the job is the endpoint as it was (``before``, if given). Returns
+    the endpoint's row once the outcome is recorded (``failures`` consecutive failures).
+    """
+    runtime = outbound_runtime(db_url)  # backoff from 50 ms doubling up to 200 ms
     release = asyncio.Event()
 
     async def held(item: Received, _: int) -> web.StreamResponse:
         await release.wait()
-        return web.Response(text="ok")
+        return web.Response(status=answer)
 
     async with receiver(held) as sink, outbound_client(runtime) as client:
         tenant = await new_tenant(client)
         endpoint = await new_endpoint(client, tenant, url=sink.url)
+        this_endpoint = outbound_endpoints.c.id == endpoint["id"]
+
+        async def change(values: dict[str, Any]) -> None:
+            async with runtime.db.transaction() as conn:
+                await conn.execute(update(outbound_endpoints).where(this_endpoint).values(**values))
+
+        if before:
+            await change(before)
         await send(client, tenant)
         await eventually(lambda: len(sink.received) == 1)
-        failing_since = utcnow() - timedelta(minutes=5)
-        async with runtime.db.transaction() as conn:
-            await conn.execute(
-                update(outbound_endpoints)
-                .where(outbound_endpoints.c.id == endpoint["id"])
-                .values(
-                    consecutive_failures=3,
-                    first_failure_at=failing_since,
-                    next_attempt_not_before=utcnow() + timedelta(hours=1),
-                )
-            )
+        await change(meanwhile)
         release.set()
 
-        async def cleared() -> bool:
+        async def recorded() -> bool:
             got = await client.get(f"/v1/tenants/{tenant}/endpoints/{endpoint['id']}")
-            return bool(got.json()["health"]["consecutive_failures"] == 0)
+            return bool(got.json()["health"]["consecutive_failures"] == failures)
 
-        await eventually(cleared)
+        await eventually(recorded)
         async with runtime.db.transaction() as conn:
-            query = select(
-                outbound_endpoints.c.first_failure_at,
-                outbound_endpoints.c.next_attempt_not_before,
-                outbound_endpoints.c.last_success_at,
-            ).where(outbound_endpoints.c.id == endpoint["id"])
-            row = (await conn.execute(query)).one()
-        assert row.first_failure_at is None and row.next_attempt_not_before is None
-        assert row.last_success_at is not None
+            return (await conn.execute(select(outbound_endpoints).where(this_endpoint))).one()
+
+
+async def test_a_success_clears_failures_recorded_after_the_handed_row_was_read(
+    db_url: str,
+) -> None:
+    # The handed row says "healthy"; while the attempt is in flight another batch records
+    # failures. The success must clear what the table holds.
+    row = await _endpoint_after_a_change_in_flight(
+        db_url,
+        answer=200,
+        meanwhile={
+            "consecutive_failures": 3,
+            "first_failure_at": utcnow() - timedelta(minutes=5),
+            "next_attempt_not_before": utcnow() + timedelta(hours=1),
+        },
+        failures=0,
+    )
+    assert row.first_failure_at is None and row.next_attempt_not_before is None
+    assert row.last_success_at is not None
 
 
 async def test_a_failure_does_not_disable_an_endpoint_that_succeeded_after_the_row_was_read(
     db_url: str,
 ) -> None:
-    # The handed endpoint row says "failing for six days"; while the attempt is in flight
-    # another batch records a success (written here directly). The attempt then fails: that
-    # starts a new run of failures, it must not disable the endpoint.
-    runtime = outbound_runtime(db_url)
-    release = asyncio.Event()
-
-    async def held_then_failed(item: Received, _: int) -> web.StreamResponse:
-        await release.wait()
-        return web.Response(status=500)
-
-    async with receiver(held_then_failed) as sink, outbound_client(runtime) as client:
-        tenant = await new_tenant(client)
-        endpoint = await new_endpoint(client, tenant, url=sink.url)
-        select_endpoint = outbound_endpoints.c.id == endpoint["id"]
-        async with runtime.db.transaction() as conn:
-            await conn.execute(
-                update(outbound_endpoints)
-                .where(select_endpoint)
-                .values(consecutive_failures=40, first_failure_at=utcnow() - timedelta(days=6))
-            )
-        await send(client, tenant)
-        await eventually(lambda: len(sink.received) == 1)
-        succeeded_at = utcnow()
-        async with runtime.db.transaction() as conn:
-            await conn.execute(
-                update(outbound_endpoints)
-                .where(select_endpoint)
-                .values(consecutive_failures=0, first_failure_at=None, last_success_at=succeeded_at)
-            )
-        release.set()
-
-        async def failure_recorded() -> bool:
-            got = await client.get(f"/v1/tenants/{tenant}/endpoints/{endpoint['id']}")
-            return bool(got.json()["health"]["consecutive_failures"] == 1)
-
-        await eventually(failure_recorded)
-        async with runtime.db.transaction() as conn:
-            query = select(
-                outbound_endpoints.c.disabled, outbound_endpoints.c.first_failure_at
-            ).where(select_endpoint)
-            row = (await conn.execute(query)).one()
-        assert row.disabled is False
-        assert row.first_failure_at >= succeeded_at
+    # The handed row says "failing for six days"; while the attempt is in flight another batch
+    # records a success. The attempt then fails: that starts a new run of failures, it must
+    # not disable the endpoint.
+    succeeded_at = utcnow()
+    row = await _endpoint_after_a_change_in_flight(
+        db_url,
+        answer=500,
+        before={"consecutive_failures": 40, "first_failure_at": utcnow() - timedelta(days=6)},
+        meanwhile={
+            "consecutive_failures": 0,
+            "first_failure_at": None,
+            "last_success_at": succeeded_at,
+        },
+        failures=1,
+    )
+    assert row.disabled is False
+    assert row.first_failure_at >= succeeded_at
 
 
 async def test_a_failure_backs_off_by_the_failures_in_the_table_not_in_the_handed_row(
@@ -176,35 +170,10 @@ async def test_a_failure_backs_off_by_the_failures_in_the_table_not_in_the_hande
 ) -> None:
     # The handed row says "healthy"; while the attempt is in flight, other batches record 40
     # failures. This failure is the 41st: its backoff is the longest, not the first step.
-    runtime = outbound_runtime(db_url)  # backoff from 50 ms doubling up to 200 ms
-    release = asyncio.Event()
-
-    async def held_then_failed(item: Received, _: int) -> web.StreamResponse:
-        await release.wait()
-        return web.Response(status=500)
-
-    async with receiver(held_then_failed) as sink, outbound_client(runtime) as client:
-        tenant = await new_tenant(client)
-        endpoint = await new_endpoint(client, tenant, url=sink.url)
-        await send(client, tenant)
-        await eventually(lambda: len(sink.received) == 1)
-        select_endpoint = outbound_endpoints.c.id == endpoint["id"]
-        async with runtime.db.transaction() as conn:
-            await conn.execute(
-                update(outbound_endpoints)
-                .where(select_endpoint)
-                .values(consecutive_failures=40, first_failure_at=utcnow())
-            )
-        release.set()
-
-        async def failure_recorded() -> bool:
-            got = await client.get(f"/v1/tenants/{tenant}/endpoints/{endpoint['id']}")
-            return bool(got.json()["health"]["consecutive_failures"] == 41)
-
-        await eventually(failure_recorded)
-        async with runtime.db.transaction() as conn:
-            query = select(
-                outbound_endpoints.c.last_failure_at, outbound_endpoints.c.next_attempt_not_before
-            ).where(select_endpoint)
-            row = (await conn.execute(query)).one()
-        assert row.next_attempt_not_before - row.last_failure_at == timedelta(milliseconds=200)
+    row = await _endpoint_after_a_change_in_flight(
+        db_url,
+        answer=500,
+        meanwhile={"consecutive_failures": 40, "first_failure_at": utcnow()},
+        failures=41,
+    )
+    assert row.next_attempt_not_before - row.last_failure_at == timedelta(milliseconds=200)
