@@ -2,10 +2,10 @@
 
 Egress owns outbound HTTP for webhook delivery, the authenticated proxy and connectors:
 
-* the `Egress` port and its adapters: `EgressClient` (pooled, kept-alive aiohttp session;
+* the `Egress` port and its adapters: `EgressClient` (pooled, kept-alive connections;
   redirects never followed; connect/read/total timeouts; mutual TLS from PEM strings; full
-  or streamed responses) and `InMemoryEgress` (for tests: a handler answers, requests are
-  recorded).
+  responses through aiohttp, streamed ones through the lean `interlink.egress.http1` pool)
+  and `InMemoryEgress` (for tests: a handler answers, requests are recorded).
 * the SSRF guard (`AddressPolicy`, `GuardedResolver`) - private, loopback, link-local,
   metadata and other special addresses are refused when a URL is configured *and* when a
   connection is opened, so DNS rebinding fails; ``INTERLINK_EGRESS_ALLOW`` networks override.
@@ -43,6 +43,7 @@ from interlink.egress.errors import (
     DNSError,
     EgressError,
     EgressTimeout,
+    InvalidRequest,
     InvalidURL,
     RateLimited,
     ReadTimeout,
@@ -108,6 +109,7 @@ __all__ = [
     "IPAddress",
     "IPNetwork",
     "InMemoryEgress",
+    "InvalidRequest",
     "InvalidURL",
     "Limit",
     "LocalTokenBucket",

@@ -7,6 +7,7 @@ aiohttp or socket exception. aiohttp's exceptions are translated once, at the ed
 ```
 EgressError                      retryable  error_class
 ├── InvalidURL                   no         invalid_url
+├── InvalidRequest               no         invalid_request
 ├── BlockedDestination           no         blocked_destination
 ├── EgressTimeout                yes        timeout
 │   ├── ConnectTimeout
@@ -42,6 +43,7 @@ __all__ = [
     "DNSError",
     "EgressError",
     "EgressTimeout",
+    "InvalidRequest",
     "InvalidURL",
     "RateLimited",
     "ReadTimeout",
@@ -79,6 +81,13 @@ class InvalidURL(EgressError):
         super().__init__(f"invalid URL {url!r}: {reason}")
         self.url = url
         self.reason = reason
+
+
+class InvalidRequest(EgressError):
+    """The request cannot be written as HTTP/1.1 (a header name that is not a token, a value
+    with CR, LF or NUL): refused before anything is sent."""
+
+    error_class = "invalid_request"
 
 
 class BlockedDestination(EgressError):

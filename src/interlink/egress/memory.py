@@ -185,7 +185,6 @@ class InMemoryEgress:
         timeouts: Timeouts | None = None,
         ssl_context: SSLOption = None,
         policy: RequestPolicy | None = None,
-        decompress: bool = False,
     ) -> AsyncIterator[EgressStream]:
         """Record the request and stream the handler's response body as one chunk."""
         response = await self._receive(method, url, headers, body, timeouts, ssl_context, policy)

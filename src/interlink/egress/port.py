@@ -114,6 +114,7 @@ class EgressStream:
     Attributes:
         elapsed: seconds until the headers arrived, retries included.
         attempts: attempts made.
+        raw_headers: the headers as received (names as sent), when the client kept them.
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class EgressStream:
         self.headers = headers
         self.elapsed = 0.0
         self.attempts = 1
+        self.raw_headers: list[tuple[bytes, bytes]] | None = None
         self._chunks = chunks
         self._release = release
 
@@ -171,7 +173,6 @@ class Egress(Protocol):
         timeouts: Timeouts | None = None,
         ssl_context: SSLOption = None,
         policy: RequestPolicy | None = None,
-        decompress: bool = False,
     ) -> AbstractAsyncContextManager[EgressStream]:
         """Send a request; the context yields the response before its body is read."""
         ...

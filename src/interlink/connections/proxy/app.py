@@ -180,7 +180,7 @@ async def _relay(
     send: Send,
     remaining_header: str | None,
 ) -> None:
-    headers = response_headers(upstream.headers.items())
+    headers = response_headers(upstream)
     headers.append((b"x-interlink-attempts", str(upstream.attempts).encode()))
     headers.append((b"x-interlink-connection-id", view.id.encode()))
     for name in (remaining_header, "X-RateLimit-Remaining", "RateLimit-Remaining"):

@@ -18,7 +18,9 @@ from interlink.egress import (
     BlockedDestination,
     CircuitOpen,
     EgressError,
+    EgressStream,
     EgressTimeout,
+    InvalidRequest,
     InvalidURL,
     RateLimited,
 )
@@ -47,7 +49,8 @@ _HOP_BY_HOP = frozenset(
 )  # fmt: skip
 _DROPPED_REQUEST = _HOP_BY_HOP | {b"authorization", b"cookie", b"host", b"content-length"}
 # Content-Length stays: the body is relayed byte for byte (still compressed if it was).
-_DROPPED_RESPONSE = {name.decode() for name in _HOP_BY_HOP} | {"set-cookie"}
+_DROPPED_RESPONSE = _HOP_BY_HOP | {b"set-cookie"}
+_DROPPED_TEXT = {name.decode() for name in _DROPPED_RESPONSE}
 MAX_REQUEST_BODY = 10 << 20
 _ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-f-]{16,}|[A-Za-z]+_[A-Za-z0-9]{6,}|[A-Za-z0-9]{15,18})$")
 
@@ -73,12 +76,18 @@ def forwardable_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str,
     return headers
 
 
-def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+def response_headers(upstream: EgressStream) -> list[tuple[bytes, bytes]]:
     """The provider's headers minus hop-by-hop ones and cookies meant for the provider's site."""
+    if upstream.raw_headers is not None:
+        return [
+            (lowered, value)
+            for name, value in upstream.raw_headers
+            if (lowered := name.lower()) not in _DROPPED_RESPONSE
+        ]
     return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in upstream
-        if name.lower() not in _DROPPED_RESPONSE
+        (text.encode("latin-1"), value.encode("latin-1"))
+        for name, value in upstream.headers.items()
+        if (text := name.lower()) not in _DROPPED_TEXT
     ]
 
 
@@ -106,6 +115,8 @@ def problem_of(error: EgressError, provider: str) -> ProxyProblem:
         return ProxyProblem(502, "blocked-destination", f"refused destination: {error}")
     if isinstance(error, InvalidURL):
         return ProxyProblem(422, "invalid-url", f"the proxied URL is invalid: {error}")
+    if isinstance(error, InvalidRequest):
+        return ProxyProblem(422, "invalid-request", f"the request cannot be forwarded: {error}")
     if isinstance(error, EgressTimeout):
         return ProxyProblem(504, "provider-timeout", f"{provider} did not answer in time: {error}")
     return ProxyProblem(502, "provider-unreachable", f"{provider} could not be reached: {error}")
