@@ -114,3 +114,24 @@ async def test_providers_catalog_and_health(sqlite_url: str) -> None:
         health = (await hub.admin.get("/v1/providers/health")).json()
         assert {h["provider"] for h in health} == names
         assert all(h["status"] == "unknown" for h in health)
+
+
+async def test_a_key_that_would_inject_a_header_is_refused_before_sending(sqlite_url: str) -> None:
+    async with serve_simulator("stripe", records=1) as sim:
+        async with running_hub(sqlite_url, {"stripe": sim.url}) as hub:
+            created = await hub.admin.post(
+                f"/v1/tenants/{hub.tenant_id}/connections",
+                json={"provider": "rest", "auth_type": "api_key", "verify": False,
+                      "credentials": {"api_key": "k\r\nX-Injected: yes"},
+                      "config": {"base_url": sim.url}},
+            )  # fmt: skip
+            assert created.status_code == 201, created.text
+            seen = len(sim.simulator.requests)
+            async with hub.client(hub.key) as app:
+                answer = await app.get(
+                    f"/v1/proxy/{created.json()['id']}/v1/customers",
+                    headers={"Authorization": f"Bearer {hub.key}"},
+                )
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["type"].endswith("/invalid-request")
+            assert len(sim.simulator.requests) == seen
