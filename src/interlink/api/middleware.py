@@ -14,7 +14,7 @@ import structlog
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from interlink.observability.metrics import Metrics
+from interlink.observability.metrics import Metrics, labelled
 
 __all__ = ["FastPaths", "RequestContextMiddleware"]
 
@@ -186,7 +186,8 @@ class FastPaths:
             response = exception_response(error, scope["path"])
             await response(scope, _no_receive, send_wrapper)
         finally:
-            self.metrics.http_requests.labels(scope["method"], route, str(status or 500)).inc()
-            self.metrics.http_latency.labels(scope["method"], route).observe(
+            method = scope["method"]
+            labelled(self.metrics.http_requests, method, route, str(status or 500)).inc()
+            labelled(self.metrics.http_latency, method, route).observe(
                 time.perf_counter() - started
             )

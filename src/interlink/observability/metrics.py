@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "labelled"]
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+_children: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], Any]] = weakref.WeakKeyDictionary()
+
+
+def labelled(metric: M, *values: str) -> M:
+    """``metric.labels(*values)``, looked up once: ``labels`` validates its arguments on every
+    call, which costs more than the increment itself on a hot path."""
+    children = _children.get(metric)
+    if children is None:
+        children = _children[metric] = {}
+    child = children.get(values)
+    if child is None:
+        child = children[values] = metric.labels(*values)
+    return child
+
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
