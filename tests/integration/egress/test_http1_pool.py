@@ -324,6 +324,22 @@ async def test_a_released_stream_released_again_leaves_the_next_caller_alone(
     assert server.connections == 1
 
 
+async def test_reading_a_body_after_its_stream_closed_fails_at_once(
+    client: EgressClient,
+) -> None:
+    async def body_never_comes(reader, writer, state: Scripted) -> None:
+        await state.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async with scripted(body_never_comes) as server:
+        async with client.stream("GET", server.url) as upstream:
+            pass
+        with pytest.raises(ConnectionFailed, match="stream was closed"):
+            await asyncio.wait_for(upstream.read(), timeout=2)
+
+
 async def test_names_are_resolved_through_the_ssrf_guard() -> None:
     async with (
         EgressClient(address_policy=AddressPolicy()) as egress,

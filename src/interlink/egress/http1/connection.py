@@ -86,10 +86,10 @@ class Exchange:
 class Connection(asyncio.Protocol):
     """One keep-alive connection: writes requests, parses answers with httptools."""
 
-    def __init__(self, pool: Http1Pool, key: Key, url: str) -> None:
+    def __init__(self, pool: Http1Pool, key: Key) -> None:
         self.pool = pool
         self.key = key
-        self.url = url
+        self.url = ""  # of the request in flight, for error messages
         self.loop = pool.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -179,14 +179,12 @@ class Connection(asyncio.Protocol):
         if 100 <= status < 200:
             return  # an interim answer (100 Continue, 103 Early Hints): the final one follows
         exchange.status = status
-        headers: CIMultiDict[str] = CIMultiDict()
-        framed = False
-        for name, value in exchange.raw_headers:
-            text = name.decode("latin-1")
-            headers.add(text, value.decode("latin-1"))
-            lowered = name.lower()
-            framed = framed or lowered == b"content-length" or lowered == b"transfer-encoding"
+        headers: CIMultiDict[str] = CIMultiDict(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in exchange.raw_headers
+        )
         exchange.headers = CIMultiDictProxy(headers)
+        framed = "Content-Length" in headers or "Transfer-Encoding" in headers
         if not self.parser.should_keep_alive():
             self.reusable = False
         if self.head_only:
@@ -248,15 +246,14 @@ class Connection(asyncio.Protocol):
         self.read_timeout = timeouts.read
         if deadline is not None:
             self._total_timer = self.loop.call_at(deadline, self._total_expired)
-        if isinstance(body, bytes):
-            transport.write(head + body if len(body) < 65536 else head)
-            if len(body) >= 65536:
-                transport.write(body)
-        elif body is None:
-            transport.write(head)
+        if isinstance(body, bytes) and len(body) < 65536:
+            transport.write(head + body)  # one write: one segment for a small request
         else:
             transport.write(head)
-            await self._send_chunks(body)
+            if isinstance(body, bytes):
+                transport.write(body)
+            elif body is not None:
+                await self._send_chunks(body)
         self._arm_read_timer()
         await exchange.head
         return exchange
@@ -348,6 +345,8 @@ class Connection(asyncio.Protocol):
                 self.transport.resume_reading()
             self.pool._idle_again(self)
         else:
+            # A reader still holding this body's iterator gets an error, not a wait forever.
+            exchange.fail(ConnectionFailed(f"{self.url}: the stream was closed"))
             self.close()
 
     def close(self) -> None:
@@ -358,7 +357,7 @@ class Connection(asyncio.Protocol):
 
 
 class ResponseBody:
-    """The body of one answer as an async iterator; releases the connection at its end."""
+    """The body of one answer as an async iterator (the stream's ``aclose`` releases it)."""
 
     __slots__ = ("connection", "exchange")
 

@@ -7,8 +7,7 @@ import ipaddress
 import socket
 import ssl
 from collections import deque
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
 
 from yarl import URL
 
@@ -191,7 +190,7 @@ class Http1Pool:
             try:
                 async with asyncio.timeout(timeouts.connect):
                     _, connection = await self.loop.create_connection(
-                        lambda: Connection(self, key, url),
+                        lambda: Connection(self, key),
                         address,
                         port,
                         ssl=context,
@@ -271,14 +270,13 @@ class Http1Pool:
         remaining = False
         for connections in self._idle.values():
             for connection in [c for c in connections if c.idle_since <= oldest]:
-                connections.remove(connection)
-                connection.close()
+                connection.close()  # which takes it out of ``connections``
             remaining = remaining or bool(connections)
         if remaining:
             self._sweeper = self.loop.call_later(self.keepalive_timeout / 2, self._sweep)
 
 
-def _releaser(connection: Connection, exchange: Exchange) -> Any:
+def _releaser(connection: Connection, exchange: Exchange) -> Callable[[], Awaitable[None]]:
     async def release() -> None:
         connection.release(exchange)
 
