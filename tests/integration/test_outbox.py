@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Sequence
+from typing import Any
 
 import pytest
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from interlink.events import EventRelay, InMemorySubscriber
+from interlink.events import EventHead, EventRelay, InMemorySubscriber
+from interlink.events.outbox import OutboxEvent
 from interlink.runtime import Runtime
+from interlink.store.schema import events
+
+
+class _OnlyType(InMemorySubscriber):
+    """Takes the events of one type and remembers every head it was shown."""
+
+    def __init__(self, name: str, event_type: str) -> None:
+        super().__init__(name)
+        self.event_type = event_type
+        self.shown: list[EventHead] = []
+
+    async def wanted(self, conn: Any, heads: Sequence[EventHead]) -> Collection[int]:
+        self.shown.extend(heads)
+        return [head.seq for head in heads if head.type == self.event_type]
+
+
+async def _unrelayed(runtime: Runtime) -> int:
+    async with runtime.db.transaction() as conn:
+        rows = await conn.execute(events.select().where(events.c.relayed.is_(False)))
+        return len(rows.all())
 
 
 async def test_events_exist_only_when_the_change_commits(runtime: Runtime) -> None:
@@ -66,3 +89,43 @@ async def test_envelope_is_valid_cloudevents(runtime: Runtime) -> None:
     assert event.get_subject() == "src_1"
     assert event.get_extension("tenantid") == "ten_1"
     assert event.get_data() == {"provider": "stripe"}
+
+
+async def test_each_subscriber_gets_only_what_it_chose_and_everything_is_marked(
+    runtime: Runtime,
+) -> None:
+    updated = _OnlyType("updated", "dev.interlink.record.updated")
+    deleted = _OnlyType("deleted", "dev.interlink.record.deleted")
+    nobody = _OnlyType("nobody", "dev.interlink.nothing.happened")
+    relay = EventRelay(runtime.outbox, [updated, deleted, nobody], batch_size=4)
+    names = ["record.updated", "request.completed", "record.deleted", "record.updated"] * 3
+    async with runtime.db.transaction() as conn:
+        await runtime.outbox.emit_many(
+            conn, [OutboxEvent(name, {"n": n}, "ten_1", "sync") for n, name in enumerate(names)]
+        )
+    assert [await relay.relay_once() for _ in range(4)] == [4, 4, 4, 0]
+    assert [event["data"]["n"] for event in updated.received] == [0, 3, 4, 7, 8, 11]
+    assert [event["data"]["n"] for event in deleted.received] == [2, 6, 10]
+    assert nobody.received == []
+    assert [head.type for head in nobody.shown] == [f"dev.interlink.{n}" for n in names]
+    assert await _unrelayed(runtime) == 0
+
+
+async def test_events_written_alone_reach_the_relay_and_the_log(runtime: Runtime) -> None:
+    subscriber = InMemorySubscriber()
+    woken: list[bool] = []
+    runtime.outbox.add_wake_listener(lambda: woken.append(True))
+    batch = [
+        OutboxEvent("request.completed", {"status": 200 + n}, "ten_1", "connections", "con_1")
+        for n in range(3)
+    ]
+    await runtime.outbox.emit_alone(batch)
+    assert woken
+    # Listed by id, which orders by the millisecond only; the relay keeps the written order.
+    listed = await runtime.outbox.list(tenant_id="ten_1")
+    assert sorted(event["data"]["status"] for event in listed) == [200, 201, 202]
+    assert {event["source"] for event in listed} == {"/interlink/ten_1/connections"}
+    relay = EventRelay(runtime.outbox, [subscriber])
+    assert await relay.relay_once() == 3
+    assert [event["data"]["status"] for event in subscriber.received] == [200, 201, 202]
+    assert sorted(subscriber.received, key=lambda event: event["id"]) == listed

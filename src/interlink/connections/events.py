@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.events.outbox import OutboxEvent
 
@@ -107,8 +106,9 @@ class EventBuffer:
         batch = list(self._events)
         self._events.clear()
         try:
-            async with self._runtime.db.transaction() as conn:
-                await _write(self._runtime, conn, batch)
+            await self._runtime.outbox.emit_alone(
+                [OutboxEvent(e.name, e.data, e.tenant_id, "connections", e.subject) for e in batch]
+            )
         except Exception as error:
             # Put them back (oldest first) so that a short store outage loses nothing.
             self._events.extendleft(reversed(batch))
@@ -121,14 +121,3 @@ class EventBuffer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
             await self.flush()
-
-
-async def _write(runtime: Runtime, conn: AsyncConnection, batch: list[BufferedEvent]) -> None:
-    """Every buffered event in one multi-row INSERT (which also wakes the relay)."""
-    await runtime.outbox.emit_many(
-        conn,
-        [
-            OutboxEvent(event.name, event.data, event.tenant_id, "connections", event.subject)
-            for event in batch
-        ],
-    )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
 from interlink.store.database import Database, pipelined, signal_on_commit
+from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction
 from interlink.store.schema import events
 from interlink.store.types import utcnow
 
@@ -69,6 +70,7 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._wake_listeners: list[Callable[[], None]] = []
+        self._direct_insert: DirectStatement | None = None
 
     def add_wake_listener(self, listener: Callable[[], None]) -> None:
         self._wake_listeners.append(listener)
@@ -101,6 +103,27 @@ class Outbox:
         await conn.execute(_INSERT, rows)
         await self._signal(conn)
         return [row["id"] for row in rows]
+
+    async def emit_alone(self, batch: Sequence[OutboxEvent]) -> None:
+        """Write ``batch`` in a transaction of its own, for events that describe something
+        already done rather than a change being committed (the proxy's buffered events).
+
+        On SQLite the insert runs in one trip to the connection's thread, without SQLAlchemy's
+        per-row parameter processing, which cost more than the insert itself.
+        """
+        if not batch:
+            return
+        if self.db.is_postgres:
+            async with self.db.transaction() as conn:
+                await self.emit_many(conn, batch)
+            return
+        rows = self.rows(batch)
+        if self._direct_insert is None:
+            self._direct_insert = DirectStatement.insert(
+                events, list(rows[0]), self.db.engine.dialect
+            )
+        await run_transaction(self.db, _insert_rows, self._direct_insert, rows)
+        self.wake()
 
     @staticmethod
     def rows(batch: Sequence[OutboxEvent]) -> list[dict[str, Any]]:
@@ -147,3 +170,9 @@ class Outbox:
         async with self.db.transaction() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [to_cloudevent(row) for row in rows]
+
+
+def _insert_rows(
+    transaction: DirectTransaction, statement: DirectStatement, rows: list[dict[str, Any]]
+) -> None:
+    transaction.execute_many(statement, rows)

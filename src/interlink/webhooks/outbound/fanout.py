@@ -4,19 +4,21 @@ subscribe to its type (``dev.interlink.record.updated``, ...) by name.
 
 It runs inside the relay's transaction, so the messages commit with the relay's mark and each
 event becomes a message exactly once; the message's idempotency key is the event id besides.
-Only endpoints that list the type explicitly receive internal events.
+Only endpoints that list the type explicitly receive internal events. It chooses on the
+events' heads (tenant and type), so the relay never reads an event no endpoint subscribes to.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.events.outbox import EVENT_TYPE_PREFIX
+from interlink.events.relay import EventHead
 from interlink.webhooks.outbound.messages import MessageRequest, create_message
 from interlink.webhooks.outbound.state import outbound_state
 from interlink.webhooks.outbound.tables import outbound_endpoints
@@ -51,31 +53,35 @@ class EventFanout:
             if isinstance(name, str) and name.startswith(EVENT_TYPE_PREFIX)
         }
 
+    async def wanted(self, conn: AsyncConnection, heads: Sequence[EventHead]) -> Collection[int]:
+        """The events whose type an enabled endpoint of their tenant subscribes to."""
+        by_tenant: dict[str, list[EventHead]] = defaultdict(list)
+        for head in heads:
+            if head.tenant_id:
+                by_tenant[head.tenant_id].append(head)
+        chosen: list[int] = []
+        for tenant_id, tenant_heads in by_tenant.items():
+            types = await self._wanted_types(conn, tenant_id)
+            chosen.extend(head.seq for head in tenant_heads if head.type in types)
+        return chosen
+
     async def handle(self, conn: AsyncConnection, batch: Sequence[dict[str, Any]]) -> None:
-        """Create a message per event whose type a tenant endpoint subscribes to."""
-        by_tenant: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for event in batch:
-            if event.get("tenantid"):
-                by_tenant[event["tenantid"]].append(event)
+        """Create a message per event (each one that :meth:`wanted` chose)."""
         state = outbound_state(self.runtime)
-        for tenant_id, events in by_tenant.items():
-            wanted = await self._wanted_types(conn, tenant_id)
-            for event in events:
-                if event["type"] not in wanted:
-                    continue
-                request = MessageRequest(
-                    tenant_id=tenant_id,
-                    event_type=event["type"],
-                    payload=event,
-                    idempotency_key=f"event:{event['id']}",
-                    source_event_id=event["id"],
-                    explicit_only=True,
-                )
-                await create_message(
-                    conn,
-                    self.runtime.queue,
-                    request,
-                    filters=state.compiled,
-                    idempotency_window=state.config.payload_retention,
-                    pg=self.runtime.db.is_postgres,
-                )
+        for event in batch:
+            request = MessageRequest(
+                tenant_id=event["tenantid"],
+                event_type=event["type"],
+                payload=event,
+                idempotency_key=f"event:{event['id']}",
+                source_event_id=event["id"],
+                explicit_only=True,
+            )
+            await create_message(
+                conn,
+                self.runtime.queue,
+                request,
+                filters=state.compiled,
+                idempotency_window=state.config.payload_retention,
+                pg=self.runtime.db.is_postgres,
+            )
