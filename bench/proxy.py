@@ -6,7 +6,12 @@ upstream (a bare aiohttp app answering a small JSON document, as a provider woul
 (a) direct: aiohttp calls straight to the upstream;
 (b) proxied: the same calls through ``interlink serve`` (embedded SQLite, workers on), on a
     ``rest`` connection with an API key, so credentials are injected and the full egress
-    policy (retry, breaker, limiter check, buffered request.completed events) applies.
+    policy (retry, breaker, limiter check, buffered request.completed events) applies;
+(c) floor: the same calls through a pass-through proxy on the same stack and nothing else:
+    uvicorn on uvloop serving a bare ASGI app that forwards each request with Interlink's
+    ``Http1Pool`` and relays the answer. No authentication, policy, metrics or events. It is
+    the limit a proxy on this stack reaches on this machine; (b)/(c) is what Interlink's own
+    work per call leaves of it.
 
 Latency is measured sequentially (one request at a time, so queueing does not hide the cost);
 throughput closed-loop at ``--concurrency``. The load runs in its own process.
@@ -35,6 +40,45 @@ import time
 from bench.harness import ADMIN, call, free_port, wait_until_up
 
 BODY = json.dumps({"object": "balance", "available": [{"amount": 1234, "currency": "usd"}]})
+
+
+def serve_floor(port: int, upstream_url: str) -> None:
+    """(c): uvicorn as ``interlink serve`` runs it, in front of a pass-through to the upstream."""
+    import uvicorn
+    import uvloop
+    from starlette.types import Receive, Scope, Send
+    from yarl import URL
+
+    from interlink.egress.http1 import Http1Pool
+    from interlink.egress.port import Timeouts
+    from interlink.egress.ssrf import AddressPolicy, GuardedResolver, parse_allow_list
+
+    pools: list[Http1Pool] = []
+    timeouts = Timeouts()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if not pools:
+            policy = AddressPolicy(allow=parse_allow_list("127.0.0.0/8"))
+            pools.append(Http1Pool(GuardedResolver(policy)))
+        target = URL(upstream_url + scope["path"])
+        headers = {"Authorization": "Bearer sk_bench"}
+        upstream = await pools[0].open("GET", target, headers, None, timeouts, True)
+        try:
+            body = await upstream.read()
+            headers_out = [(b"content-type", b"application/json"),
+                           (b"content-length", str(len(body)).encode())]  # fmt: skip
+            await send({"type": "http.response.start", "status": upstream.status,
+                        "headers": headers_out})  # fmt: skip
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            await upstream.aclose()
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                            server_header=False, lifespan="off")  # fmt: skip
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(uvicorn.Server(config).serve())
 
 
 def serve_upstream(port: int) -> None:
@@ -114,7 +158,7 @@ def _measure(url: str, token: str, args: argparse.Namespace) -> dict[str, float]
 
 
 def main(args: argparse.Namespace) -> None:
-    upstream_port, interlink_port = free_port(), free_port()
+    upstream_port, interlink_port, floor_port = free_port(), free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     base = f"http://127.0.0.1:{interlink_port}"
     workdir = tempfile.mkdtemp(prefix="interlink-bench-proxy-")
@@ -127,6 +171,9 @@ def main(args: argparse.Namespace) -> None:
         "INTERLINK_LOG_LEVEL": "warning",
     }
     upstream = subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)])
+    floor = subprocess.Popen(
+        [sys.executable, __file__, "--serve-floor", str(floor_port), "--upstream", upstream_url]
+    )
     command = ["-m", "interlink", "serve"]
     interlink = subprocess.Popen(
         [sys.executable, *command], env=env, cwd=workdir,
@@ -135,6 +182,7 @@ def main(args: argparse.Namespace) -> None:
     try:
         wait_until_up(f"{upstream_url}/v1/balance")
         wait_until_up(f"{base}/healthz")
+        wait_until_up(f"http://127.0.0.1:{floor_port}/v1/balance")
         tenant = call("POST", base + "/v1/tenants", {"name": "bench"})["id"]
         key = call("POST", base + f"/v1/tenants/{tenant}/api-keys", {"name": "bench"})["key"]
         connection = call(
@@ -145,18 +193,24 @@ def main(args: argparse.Namespace) -> None:
         )["id"]  # fmt: skip
         direct = _measure(f"{upstream_url}/v1/balance", "sk_bench", args)
         proxied = _measure(f"{base}/v1/proxy/{connection}/v1/balance", key, args)
+        floor_row = _measure(f"http://127.0.0.1:{floor_port}/v1/balance", "unused", args)
     finally:
-        for process in (interlink, upstream):
+        for process in (interlink, floor, upstream):
             process.terminate()
             process.wait(timeout=20)
     added_p50 = proxied["p50_ms"] - direct["p50_ms"]
     added_p99 = proxied["p99_ms"] - direct["p99_ms"]
     ratio = proxied["per_second"] / direct["per_second"]
-    print(f"{'':18}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>12}")
-    for name, row in (("direct aiohttp", direct), ("through proxy", proxied)):
-        print(f"{name:18}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['per_second']:>12.0f}")
+    print(f"{'':20}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>12}")
+    rows = [("direct aiohttp", direct), ("through proxy", proxied)]
+    rows.append(("pass-through floor", floor_row))
+    for name, row in rows:
+        print(f"{name:20}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['per_second']:>12.0f}")
     print(f"added latency: p50 {added_p50:.3f} ms (target <= 2 ms), p99 {added_p99:.3f} ms")
     print(f"throughput ratio proxied/direct: {ratio:.2f} (target >= 0.5)")
+    floor_ratio = floor_row["per_second"] / direct["per_second"]
+    print(f"limit on this stack, floor/direct: {floor_ratio:.2f}; "
+          f"proxied/floor: {proxied['per_second'] / floor_row['per_second']:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -165,11 +219,15 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--serve-upstream", type=int)
+    parser.add_argument("--serve-floor", type=int)
+    parser.add_argument("--upstream", default="")
     parser.add_argument("--load")
     parser.add_argument("--token", default="")
     parsed = parser.parse_args()
     if parsed.serve_upstream:
         serve_upstream(parsed.serve_upstream)
+    elif parsed.serve_floor:
+        serve_floor(parsed.serve_floor, parsed.upstream)
     elif parsed.load:
         load(parsed.load, parsed.token, parsed.seconds, parsed.concurrency, parsed.requests)
     else:

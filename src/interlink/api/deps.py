@@ -25,6 +25,7 @@ __all__ = [
     "RuntimeDep",
     "TenantDep",
     "TenantScope",
+    "cached_principal",
     "encode_cursor",
 ]
 
@@ -44,6 +45,15 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="interlink"'})
 
 
+def cached_principal(runtime: Runtime, token: str) -> Principal | None:
+    """The principal ``token`` authenticated as within the last few seconds, if it did."""
+    cache: dict[str, tuple[Principal, float]] = runtime.state.setdefault("auth_cache", {})
+    cached = cache.get(token)
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
+    return None
+
+
 async def authenticate(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -51,11 +61,11 @@ async def authenticate(
     if credentials is None or not credentials.credentials:
         raise _unauthorized("an Authorization: Bearer token is required")
     token = credentials.credentials
-    cache: dict[str, tuple[Principal, float]] = runtime.state.setdefault("auth_cache", {})
+    found = cached_principal(runtime, token)
+    if found is not None:
+        return found
+    cache: dict[str, tuple[Principal, float]] = runtime.state["auth_cache"]
     now = time.monotonic()
-    cached = cache.get(token)
-    if cached is not None and cached[1] > now:
-        return cached[0]
     principal: Principal | None
     if token.count(".") == 2 and runtime.settings.oidc_issuer:
         validator = runtime.state.get("oidc")

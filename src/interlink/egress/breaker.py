@@ -99,13 +99,17 @@ class _TimeWindow:
         self._width = seconds / self._BUCKETS
         self._slots = [[-1, 0, 0] for _ in range(self._BUCKETS)]  # bucket index, calls, failures
 
-    def add(self, now: float, failed: bool) -> tuple[int, int]:
+    def add(self, now: float, failed: bool) -> None:
         index = int(now / self._width)
         slot = self._slots[index % self._BUCKETS]
         if slot[0] != index:
             slot[0], slot[1], slot[2] = index, 0, 0
         slot[1] += 1
         slot[2] += failed
+
+    def totals(self, now: float) -> tuple[int, int]:
+        """Calls and failures in the window ending at ``now``."""
+        index = int(now / self._width)
         calls = failures = 0
         for start, slot_calls, slot_failures in self._slots:
             if index - start < self._BUCKETS:
@@ -125,11 +129,14 @@ class _CountWindow:
         self._outcomes: deque[bool] = deque(maxlen=size)
         self._failures = 0
 
-    def add(self, now: float, failed: bool) -> tuple[int, int]:
+    def add(self, now: float, failed: bool) -> None:
         if len(self._outcomes) == self._outcomes.maxlen:
             self._failures -= self._outcomes[0]
         self._outcomes.append(failed)
         self._failures += failed
+
+    def totals(self, now: float) -> tuple[int, int]:
+        """Calls and failures among the last ``size``."""
         return len(self._outcomes), self._failures
 
     def clear(self) -> None:
@@ -223,10 +230,13 @@ class CircuitBreaker:
             return
         if failed is None or self._state is not CircuitState.CLOSED:
             return
-        calls, failures = self._window.add(self._clock(), failed)
+        now = self._clock()
+        self._window.add(now, failed)
+        if not failed:
+            return  # a success never opens the breaker: the window is summed on failures only
+        calls, failures = self._window.totals(now)
         if (
-            failed
-            and calls >= self.config.minimum_calls
+            calls >= self.config.minimum_calls
             and failures >= self.config.failure_rate_threshold * calls
         ):
             self._transition(CircuitState.OPEN)

@@ -49,6 +49,10 @@ __all__ = ["EgressClient"]
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
+async def _discard(retried: EgressStream) -> None:
+    await retried.aclose()
+
+
 @lru_cache(maxsize=64)
 def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     # sock_connect rather than connect: a wait for a free pooled connection is local
@@ -268,25 +272,46 @@ class EgressClient:
             ...     async for chunk in upstream.iter_chunks():
             ...         await send(chunk)
         """
+        upstream = await self.open_stream(
+            method,
+            url,
+            headers=headers,
+            body=body,
+            timeouts=timeouts,
+            ssl_context=ssl_context,
+            policy=policy,
+        )
+        try:
+            yield upstream
+        finally:
+            await upstream.aclose()
+
+    async def open_stream(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        timeouts: Timeouts | None = None,
+        ssl_context: SSLOption = None,
+        policy: RequestPolicy | None = None,
+    ) -> EgressStream:
+        """`stream` without the context manager, for a hot path that saves its cost: the
+        caller must ``await upstream.aclose()`` in a ``finally``."""
         started = time.perf_counter()
         call = self._call(method, url, headers, body, timeouts, ssl_context, policy)
 
         async def attempt(number: int) -> EgressStream:
             return await self._open_stream(call)
 
-        async def discard(retried: EgressStream) -> None:
-            await retried.aclose()
-
         if policy is None or policy.retry is None or not call.replayable:
             upstream = await attempt(1)
         else:
-            upstream, attempts = await policy.retry.run(method, headers, attempt, discard)
+            upstream, attempts = await policy.retry.run(method, headers, attempt, _discard)
             upstream.attempts = attempts
         upstream.elapsed = time.perf_counter() - started
-        try:
-            yield upstream
-        finally:
-            await upstream.aclose()
+        return upstream
 
     def _call(
         self,

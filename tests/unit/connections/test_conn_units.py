@@ -97,6 +97,16 @@ def test_path_templates_hide_identifiers() -> None:
     assert path_template("/sobjects/Account/001Dn00000Abc12345") == "/sobjects/Account/{id}"
 
 
+def test_path_templates_are_remembered_within_a_bound() -> None:
+    from interlink.connections.proxy import support
+
+    support._TEMPLATES.clear()
+    for n in range(support._TEMPLATES_KEPT + 10):
+        assert path_template(f"/v1/customers/cus_{n:08d}x/notes") == "/v1/customers/{id}/notes"
+    assert 0 < len(support._TEMPLATES) <= support._TEMPLATES_KEPT
+    assert path_template("/v1/customers/cus_00000001x/notes") == "/v1/customers/{id}/notes"
+
+
 def test_token_answers_are_read_by_the_mapping() -> None:
     mapping = TokenResponseMapping(config_fields={"team_id": "team.id"})
     tokens = parse_token_response(

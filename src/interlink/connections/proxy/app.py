@@ -8,7 +8,6 @@ limits, breaker). No database write happens on the hot path: events are buffered
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from typing import Any
@@ -90,15 +89,15 @@ class ProxyApp:
         )
         method = scope["method"]
         query = scope.get("query_string", b"").decode("latin-1")
-        async with contextlib.AsyncExitStack() as stack:
-            upstream = await _open(state, stack, view, method, rest, query, headers, body,
-                                   request_policy)  # fmt: skip
-            if upstream.status == 401 and view.refreshable:
-                await upstream.aclose()
-                view = await _fresh(state, view, view.version)
-                upstream = await _open(state, stack, view, method, rest, query, headers, body,
-                                       request_policy)  # fmt: skip
+        upstream = await _open(state, view, method, rest, query, headers, body, request_policy)
+        if upstream.status == 401 and view.refreshable:
+            await upstream.aclose()
+            view = await _fresh(state, view, view.version)
+            upstream = await _open(state, view, method, rest, query, headers, body, request_policy)
+        try:
             await _relay(state, view, upstream, send, policy.remaining_header)
+        finally:
+            await upstream.aclose()
         _record(state, view, method, rest, upstream, time.perf_counter() - started)
 
 
@@ -137,7 +136,6 @@ def _limited(state: ConnectionsState, view: ConnectionView, key: str) -> None:
 
 async def _open(
     state: ConnectionsState,
-    stack: contextlib.AsyncExitStack,
     view: ConnectionView,
     method: str,
     rest: str,
@@ -155,15 +153,13 @@ async def _open(
     if query:
         url = f"{url}?{query}"
     try:
-        return await stack.enter_async_context(
-            state.egress.stream(
-                method,
-                url,
-                headers=merged,
-                body=body,
-                policy=policy,
-                ssl_context=view.client_certificate,
-            )
+        return await state.egress.open_stream(
+            method,
+            url,
+            headers=merged,
+            body=body,
+            policy=policy,
+            ssl_context=view.client_certificate,
         )
     except EgressError as error:
         outcome = error.error_class

@@ -11,7 +11,7 @@ import orjson
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.types import Receive, Scope, Send
 
-from interlink.api.deps import authenticate
+from interlink.api.deps import authenticate, cached_principal
 from interlink.api.errors import PROBLEM_BASE, Problem
 from interlink.auth.principal import Principal
 from interlink.egress import (
@@ -52,6 +52,9 @@ _DROPPED_REQUEST = _HOP_BY_HOP | {b"authorization", b"cookie", b"host", b"conten
 _DROPPED_RESPONSE = _HOP_BY_HOP | {b"set-cookie"}
 _DROPPED_TEXT = {name.decode() for name in _DROPPED_RESPONSE}
 MAX_REQUEST_BODY = 10 << 20
+# Callers repeat the same few paths: their templates are kept (bounded; cleared when full).
+_TEMPLATES: dict[str, str] = {}
+_TEMPLATES_KEPT = 4096
 _ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-f-]{16,}|[A-Za-z]+_[A-Za-z0-9]{6,}|[A-Za-z0-9]{15,18})$")
 
 
@@ -93,8 +96,14 @@ def response_headers(upstream: EgressStream) -> list[tuple[bytes, bytes]]:
 
 def path_template(path: str) -> str:
     """``/v1/customers/cus_123abc`` → ``/v1/customers/{id}``: what events and metrics carry."""
-    parts = [("{id}" if _ID_SEGMENT.match(part) else part) for part in path.split("/")]
-    return "/".join(parts)[:300]
+    template = _TEMPLATES.get(path)
+    if template is None:
+        parts = [("{id}" if _ID_SEGMENT.match(part) else part) for part in path.split("/")]
+        template = "/".join(parts)[:300]
+        if len(_TEMPLATES) >= _TEMPLATES_KEPT:
+            _TEMPLATES.clear()
+        _TEMPLATES[path] = template
+    return template
 
 
 def problem_of(error: EgressError, provider: str) -> ProxyProblem:
@@ -157,9 +166,12 @@ async def authenticate_caller(runtime: Runtime, scope: Scope) -> Principal:
             if scheme.lower() != "bearer":
                 token = ""
             break
-    credentials = (
-        HTTPAuthorizationCredentials(scheme="Bearer", credentials=token.strip()) if token else None
-    )
+    token = token.strip()
+    if token and (principal := cached_principal(runtime, token)) is not None:
+        return principal
+    credentials = None
+    if token:
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
     try:
         return await authenticate(runtime, credentials)
     except Problem as problem:
