@@ -84,7 +84,9 @@ class Metrics:
             "interlink_queue_lag_seconds", "Age of the oldest due, unclaimed job", registry=r
         )
         self.events_relayed = Counter(
-            "interlink_events_relayed", "Outbox events handed to subscribers", registry=r
+            "interlink_events_relayed",
+            "Outbox events relayed (each handed to the subscribers that take it)",
+            registry=r,
         )
 
     def render(self) -> bytes:
