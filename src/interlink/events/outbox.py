@@ -109,7 +109,7 @@ class Outbox:
         already done rather than a change being committed (the proxy's buffered events).
 
         On SQLite the insert runs in one trip to the connection's thread, without SQLAlchemy's
-        per-row parameter processing, which cost more than the insert itself.
+        per-row parameter processing, which cost about as much as the insert itself.
         """
         if not batch:
             return
