@@ -45,10 +45,17 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="interlink"'})
 
 
+def _auth_cache(runtime: Runtime) -> dict[str, tuple[Principal, float]]:
+    """Principals by bearer token, each with the monotonic time it stops being trusted."""
+    cache: dict[str, tuple[Principal, float]] | None = runtime.state.get("auth_cache")
+    if cache is None:
+        cache = runtime.state["auth_cache"] = {}
+    return cache
+
+
 def cached_principal(runtime: Runtime, token: str) -> Principal | None:
     """The principal ``token`` authenticated as within the last few seconds, if it did."""
-    cache: dict[str, tuple[Principal, float]] = runtime.state.setdefault("auth_cache", {})
-    cached = cache.get(token)
+    cached = _auth_cache(runtime).get(token)
     if cached is not None and cached[1] > time.monotonic():
         return cached[0]
     return None
@@ -64,7 +71,7 @@ async def authenticate(
     found = cached_principal(runtime, token)
     if found is not None:
         return found
-    cache: dict[str, tuple[Principal, float]] = runtime.state["auth_cache"]
+    cache = _auth_cache(runtime)
     now = time.monotonic()
     principal: Principal | None
     if token.count(".") == 2 and runtime.settings.oidc_issuer:
