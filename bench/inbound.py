@@ -38,7 +38,14 @@ import tempfile
 import time
 from typing import Any
 
-from bench.harness import ADMIN, call, free_port, spawn, wait_until_up
+from bench.harness import (
+    ADMIN,
+    call,
+    free_port,
+    spawn,
+    wait_until_up,
+    without_collector_pauses,
+)
 
 from interlink.store.scratch import create_database, drop_database
 
@@ -229,6 +236,7 @@ async def _open_loop(url: str, seconds: float, rate: float) -> dict[str, Any]:
 
 
 def load(url: str, seconds: float, rate: float, concurrency: int) -> None:
+    without_collector_pauses()
     try:
         import uvloop
 

@@ -38,7 +38,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bench.harness import ADMIN, call, free_port, spawn, wait_until_up
+from bench.harness import (
+    ADMIN,
+    call,
+    free_port,
+    spawn,
+    wait_until_up,
+    without_collector_pauses,
+)
 
 from interlink.store.scratch import create_database, drop_database
 
@@ -50,6 +57,7 @@ REDIS = "redis://127.0.0.1:6379/15"
 
 
 def serve_receiver(port: int) -> None:
+    without_collector_pauses()
     from aiohttp import web
 
     arrivals: dict[str, float] = {}
@@ -296,6 +304,7 @@ def _create_database() -> str:
 
 
 def main(args: argparse.Namespace) -> None:
+    without_collector_pauses()  # this process sends the messages whose latency is measured
     port = free_port()
     receiver = f"http://127.0.0.1:{port}"
     process = spawn([__file__, "--receiver", str(port)])

@@ -37,7 +37,7 @@ import subprocess
 import tempfile
 import time
 
-from bench.harness import ADMIN, call, free_port, wait_until_up
+from bench.harness import ADMIN, call, free_port, wait_until_up, without_collector_pauses
 
 BODY = json.dumps({"object": "balance", "available": [{"amount": 1234, "currency": "usd"}]})
 
@@ -136,6 +136,7 @@ async def _closed_loop(
 
 
 def load(url: str, token: str, seconds: float, concurrency: int, count: int) -> None:
+    without_collector_pauses()
     headers = {"Authorization": f"Bearer {token}"}
     latencies = asyncio.run(_sequential(url, headers, count))
     rate = asyncio.run(_closed_loop(url, headers, seconds, concurrency))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.base import Executable
 
 from interlink.store import sqlite_driver
+from interlink.store.checkpoint import WalCheckpointer
 
 __all__ = ["Database", "StoreUnavailable", "on_commit", "pipelined", "translate_url"]
 
@@ -102,10 +104,12 @@ class Database:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+        self._checkpointer: WalCheckpointer | None = None
         if self.dialect == "sqlite":
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._checkpointer = WalCheckpointer(path, synchronous=sqlite_synchronous)
             # One connection: SQLite serialises writers anyway, and a single connection avoids
             # lock upgrades between our own connections.
             # transaction() always commits or rolls back, so the pool's reset is a wasted trip.
@@ -176,5 +180,14 @@ class Database:
             return False
         return True
 
+    def start_checkpoints(self) -> None:
+        """On a SQLite file, copy the write-ahead log back on a thread of its own from now
+        on (:mod:`interlink.store.checkpoint`), for a long-lived process; ``dispose`` stops it.
+        Elsewhere it does nothing."""
+        if self._checkpointer is not None:
+            self._checkpointer.start()
+
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
         await self.engine.dispose()
