@@ -13,7 +13,9 @@ from cloudevents.core.v1.event import CloudEvent
 from interlink.events import EventHead, EventRelay, InMemorySubscriber
 from interlink.events.outbox import OutboxEvent
 from interlink.runtime import Runtime
+from interlink.store.direct import DirectTransaction
 from interlink.store.schema import events
+from tests.conftest import make_settings
 
 
 class _OnlyType(InMemorySubscriber):
@@ -26,6 +28,19 @@ class _OnlyType(InMemorySubscriber):
 
     async def wanted(self, conn: Any, heads: Sequence[EventHead]) -> Collection[int]:
         self.shown.extend(heads)
+        return [head.seq for head in heads if head.type == self.event_type]
+
+
+class _OnlyTypeOnThread(_OnlyType):
+    """:class:`_OnlyType` that can also choose on SQLite's connection thread, and counts
+    where it chose."""
+
+    def __init__(self, name: str, event_type: str) -> None:
+        super().__init__(name, event_type)
+        self.on_thread: list[EventHead] = []
+
+    def wanted_direct(self, tx: DirectTransaction, heads: Sequence[EventHead]) -> Collection[int]:
+        self.on_thread.extend(heads)
         return [head.seq for head in heads if head.type == self.event_type]
 
 
@@ -129,3 +144,54 @@ async def test_events_written_alone_reach_the_relay_and_the_log(runtime: Runtime
     assert await relay.relay_once() == 3
     assert [event["data"]["status"] for event in subscriber.received] == [200, 201, 202]
     assert sorted(subscriber.received, key=lambda event: event["id"]) == listed
+
+
+async def test_events_nobody_wants_are_skimmed_in_one_transaction_on_sqlite(
+    runtime: Runtime,
+) -> None:
+    nobody = _OnlyTypeOnThread("nobody", "dev.interlink.nothing.happened")
+    relay = EventRelay(runtime.outbox, [nobody], batch_size=4)
+    async with runtime.db.transaction() as conn:
+        await runtime.outbox.emit_many(
+            conn, [OutboxEvent("request.completed", {"n": n}, "ten_1", "proxy") for n in range(6)]
+        )
+    assert [await relay.relay_once() for _ in range(3)] == [4, 2, 0]
+    assert await _unrelayed(runtime) == 0
+    assert nobody.received == []
+    if runtime.db.is_postgres:  # no skim: every pass chose through the relay's transaction
+        assert (len(nobody.shown), nobody.on_thread) == (6, [])
+    else:
+        assert (nobody.shown, len(nobody.on_thread)) == ([], 6)
+
+
+async def test_a_skim_that_finds_a_wanted_event_leaves_the_pass_to_the_usual_way(
+    sqlite_url: str,
+) -> None:
+    runtime = Runtime(make_settings(sqlite_url), capabilities=[])
+    await runtime.start(migrate_schema=True)
+    try:
+        updated = _OnlyTypeOnThread("updated", "dev.interlink.record.updated")
+        relay = EventRelay(runtime.outbox, [updated])
+
+        async def emit(*names: str) -> None:
+            async with runtime.db.transaction() as conn:
+                await runtime.outbox.emit_many(
+                    conn,
+                    [OutboxEvent(name, {"n": n}, "ten_1", "sync") for n, name in enumerate(names)],
+                )
+
+        await emit("request.completed", "record.updated", "request.completed")
+        assert await relay.relay_once() == 3
+        # The skim saw all three, wrote nothing, and the usual pass chose and handed on.
+        assert (len(updated.on_thread), len(updated.shown)) == (3, 3)
+        assert [event["data"]["n"] for event in updated.received] == [1]
+        await emit("request.completed")
+        assert await relay.relay_once() == 1  # after a pass that took something: no skim
+        assert (len(updated.on_thread), len(updated.shown)) == (3, 4)
+        await emit("request.completed")
+        assert await relay.relay_once() == 1  # after one that took nothing: skimmed again
+        assert (len(updated.on_thread), len(updated.shown)) == (4, 4)
+        assert await _unrelayed(runtime) == 0
+        assert len(updated.received) == 1
+    finally:
+        await runtime.close()

@@ -2,10 +2,17 @@
 them on. Owns the ``events`` table. Imports only the store (and the queue's wake-ups)."""
 
 from interlink.events.outbox import EVENT_TYPE_PREFIX, Outbox, OutboxEvent, to_cloudevent
-from interlink.events.relay import EventHead, EventRelay, EventSubscriber, InMemorySubscriber
+from interlink.events.relay import (
+    DirectChooser,
+    EventHead,
+    EventRelay,
+    EventSubscriber,
+    InMemorySubscriber,
+)
 
 __all__ = [
     "EVENT_TYPE_PREFIX",
+    "DirectChooser",
     "EventHead",
     "EventRelay",
     "EventSubscriber",

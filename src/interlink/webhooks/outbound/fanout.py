@@ -5,20 +5,23 @@ subscribe to its type (``dev.interlink.record.updated``, ...) by name.
 It runs inside the relay's transaction, so the messages commit with the relay's mark and each
 event becomes a message exactly once; the message's idempotency key is the event id besides.
 Only endpoints that list the type explicitly receive internal events. It chooses on the
-events' heads (tenant and type), so the relay never reads an event no endpoint subscribes to.
+events' heads (tenant and type), so the relay never reads an event no endpoint subscribes to;
+on SQLite it can make that choice on the connection's thread too, so that the relay skims.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.events.outbox import EVENT_TYPE_PREFIX
 from interlink.events.relay import EventHead
+from interlink.store.direct import DirectStatement, DirectTransaction
 from interlink.webhooks.outbound.messages import MessageRequest, create_message
 from interlink.webhooks.outbound.state import outbound_state
 from interlink.webhooks.outbound.tables import outbound_endpoints
@@ -43,25 +46,27 @@ class EventFanout:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-
-    async def _wanted_types(self, conn: AsyncConnection, tenant_id: str) -> set[str]:
-        rows = await conn.execute(_SUBSCRIPTIONS, {"tenant_id": tenant_id})
-        return {
-            name
-            for (types,) in rows
-            for name in types or ()
-            if isinstance(name, str) and name.startswith(EVENT_TYPE_PREFIX)
-        }
+        self._direct_subscriptions: DirectStatement | None = None
 
     async def wanted(self, conn: AsyncConnection, heads: Sequence[EventHead]) -> Collection[int]:
         """The events whose type an enabled endpoint of their tenant subscribes to."""
-        by_tenant: dict[str, list[EventHead]] = defaultdict(list)
-        for head in heads:
-            if head.tenant_id:
-                by_tenant[head.tenant_id].append(head)
         chosen: list[int] = []
-        for tenant_id, tenant_heads in by_tenant.items():
-            types = await self._wanted_types(conn, tenant_id)
+        for tenant_id, tenant_heads in _by_tenant(heads).items():
+            rows = await conn.execute(_SUBSCRIPTIONS, {"tenant_id": tenant_id})
+            types = _internal_types(types for (types,) in rows)
+            chosen.extend(head.seq for head in tenant_heads if head.type in types)
+        return chosen
+
+    def wanted_direct(self, tx: DirectTransaction, heads: Sequence[EventHead]) -> Collection[int]:
+        """:meth:`wanted` on SQLite's connection thread, for the relay's skim."""
+        if self._direct_subscriptions is None:
+            dialect = self.runtime.db.engine.dialect
+            self._direct_subscriptions = DirectStatement.compile(_SUBSCRIPTIONS, dialect)
+        chosen: list[int] = []
+        for tenant_id, tenant_heads in _by_tenant(heads).items():
+            rows = tx.fetch(self._direct_subscriptions, [{"tenant_id": tenant_id}])
+            # The column as SQLite hands it over: JSON text, which SQLAlchemy would decode.
+            types = _internal_types(orjson.loads(text) for (text,) in rows if text is not None)
             chosen.extend(head.seq for head in tenant_heads if head.type in types)
         return chosen
 
@@ -85,3 +90,21 @@ class EventFanout:
                 idempotency_window=state.config.payload_retention,
                 pg=self.runtime.db.is_postgres,
             )
+
+
+def _by_tenant(heads: Sequence[EventHead]) -> dict[str, list[EventHead]]:
+    by_tenant: dict[str, list[EventHead]] = defaultdict(list)
+    for head in heads:
+        if head.tenant_id:
+            by_tenant[head.tenant_id].append(head)
+    return by_tenant
+
+
+def _internal_types(lists: Iterable[Any]) -> set[str]:
+    """The internal event types named in the endpoints' ``event_types`` lists."""
+    return {
+        name
+        for types in lists
+        for name in types or ()
+        if isinstance(name, str) and name.startswith(EVENT_TYPE_PREFIX)
+    }

@@ -9,7 +9,10 @@ import orjson
 from aiohttp import web
 from sqlalchemy import func, select
 
+from interlink.events import EventHead
+from interlink.store.direct import run_transaction
 from interlink.store.schema import jobs
+from interlink.webhooks.outbound.fanout import EventFanout
 from interlink.webhooks.outbound.schedule import RetrySchedule
 from interlink.webhooks.outbound.state import configure
 from interlink.webhooks.outbound.tables import outbound_deliveries, outbound_messages
@@ -142,6 +145,31 @@ async def test_ordering_key_delivers_in_order_one_at_a_time_and_blocks_only_its_
         assert seen["b"] == list(range(10))
         assert overlap == []
         assert sink.max_in_flight >= 1
+
+
+async def test_the_fan_out_chooses_the_same_on_the_connection_thread(sqlite_url: str) -> None:
+    runtime = outbound_runtime(sqlite_url)
+    async with receiver() as sink, outbound_client(runtime, run_workers=False) as client:
+        first, second, quiet = [await new_tenant(client, name) for name in "ABC"]
+        updated, deleted = "dev.interlink.record.updated", "dev.interlink.record.deleted"
+        await new_endpoint(client, first, url=sink.url + "/1", event_types=[updated])
+        await new_endpoint(client, first, url=sink.url + "/2")  # every type but internal ones
+        await new_endpoint(client, second, url=sink.url + "/3", event_types=[deleted, "a.b"])
+        await new_endpoint(
+            client, second, url=sink.url + "/4", event_types=[updated], disabled=True
+        )
+        heads = [
+            EventHead(seq, tenant, kind)
+            for seq, (tenant, kind) in enumerate(
+                [(t, k) for t in (first, second, quiet, None) for k in (updated, deleted)], 1
+            )
+        ]
+        fanout = EventFanout(runtime)
+        async with runtime.db.transaction() as conn:
+            chosen = sorted(await fanout.wanted(conn, heads))
+        direct = await run_transaction(runtime.db, fanout.wanted_direct, heads)
+        assert chosen == [1, 4]  # first takes updated, second deleted; nothing else
+        assert sorted(direct) == chosen
 
 
 async def test_internal_events_fan_out_to_endpoints_subscribed_by_name(sqlite_url: str) -> None:
