@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interlink.ids import new_id
+from interlink.ids import new_id, random_bytes
 from interlink.store.database import Database, on_commit, pipelined, signal_on_commit
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
@@ -237,7 +236,7 @@ class JobQueue:
     ) -> list[Job]:
         """Mark as many of ``rows`` as ``taker`` has room for leased to it; returns those jobs."""
         now = utcnow()
-        token = secrets.token_hex(16)
+        token = random_bytes(16).hex()
         expires = now + timedelta(seconds=self.lease_seconds)
         room: dict[str, int] = {}
         adopted = []
@@ -301,7 +300,7 @@ class JobQueue:
             "kinds": kinds,
             "now": now,
             "limit": limit,
-            "token": secrets.token_hex(16),
+            "token": random_bytes(16).hex(),
             "expires": now + timedelta(seconds=self.lease_seconds),
             "worker_id": worker_id,
         }
