@@ -67,12 +67,15 @@ async def test_without_the_thread_the_log_stays_in_the_log(tmp_path: Path) -> No
 
 async def test_dispose_stops_the_thread(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    before = set(threading.enumerate())
     db.start_checkpoints()
     db.start_checkpoints()  # a second start changes nothing
-    named = [t for t in threading.enumerate() if t.name == "interlink-wal-checkpoint"]
-    assert len(named) >= 1
+    started = [
+        t for t in set(threading.enumerate()) - before if t.name == "interlink-wal-checkpoint"
+    ]
+    assert len(started) == 1
     await db.dispose()
-    assert not any(thread.is_alive() for thread in named)
+    assert not started[0].is_alive()
 
 
 def test_a_missing_database_file_is_waited_for_never_created(tmp_path: Path) -> None:
