@@ -64,7 +64,7 @@ def random_bytes(count: int) -> bytes:
     drawn 4 KiB at a time.
 
     ``os.urandom`` lets go of the GIL for its system call, and taking it back waits for any
-    other thread that holds it (on the ingest path, the store's thread): with a second thread
+    other thread that holds it (the store's checkpoint or connection thread): with a second thread
     running Python, a call took 440 to 670 µs against about 2 µs for a slice of the buffer.
     Each thread has a buffer of its own, and a forked child starts with none, so no byte is
     ever handed out twice.

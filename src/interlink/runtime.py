@@ -161,6 +161,7 @@ class Runtime:
             poll_seconds=self.settings.job_poll_seconds,
             metrics=self.metrics,
             listen_url=self.listen_url,
+            settles=True,
         )
         worker = self.worker(concurrency)
         tasks = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from cloudevents.core.v1.event import CloudEvent
 from interlink.events import EventHead, EventRelay, InMemorySubscriber
 from interlink.events.outbox import OutboxEvent
 from interlink.runtime import Runtime
-from interlink.store.direct import DirectTransaction
+from interlink.store.direct import DirectTransaction, run_transaction
 from interlink.store.schema import events
 from tests.conftest import make_settings
 
@@ -42,6 +42,17 @@ class _OnlyTypeOnThread(_OnlyType):
     def wanted_direct(self, tx: DirectTransaction, heads: Sequence[EventHead]) -> Collection[int]:
         self.on_thread.extend(heads)
         return [head.seq for head in heads if head.type == self.event_type]
+
+
+@pytest.fixture
+async def sqlite_runtime(sqlite_url: str) -> AsyncIterator[Runtime]:
+    """A runtime on SQLite only, for what happens there alone (the skim, settling)."""
+    runtime = Runtime(make_settings(sqlite_url), capabilities=[])
+    await runtime.start(migrate_schema=True)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
 
 
 async def _unrelayed(runtime: Runtime) -> int:
@@ -165,33 +176,94 @@ async def test_events_nobody_wants_are_skimmed_in_one_transaction_on_sqlite(
 
 
 async def test_a_skim_that_finds_a_wanted_event_leaves_the_pass_to_the_usual_way(
-    sqlite_url: str,
+    sqlite_runtime: Runtime,
 ) -> None:
-    runtime = Runtime(make_settings(sqlite_url), capabilities=[])
-    await runtime.start(migrate_schema=True)
-    try:
-        updated = _OnlyTypeOnThread("updated", "dev.interlink.record.updated")
-        relay = EventRelay(runtime.outbox, [updated])
+    runtime = sqlite_runtime
+    updated = _OnlyTypeOnThread("updated", "dev.interlink.record.updated")
+    relay = EventRelay(runtime.outbox, [updated])
 
-        async def emit(*names: str) -> None:
-            async with runtime.db.transaction() as conn:
-                await runtime.outbox.emit_many(
-                    conn,
-                    [OutboxEvent(name, {"n": n}, "ten_1", "sync") for n, name in enumerate(names)],
-                )
+    async def emit(*names: str) -> None:
+        async with runtime.db.transaction() as conn:
+            await runtime.outbox.emit_many(
+                conn,
+                [OutboxEvent(name, {"n": n}, "ten_1", "sync") for n, name in enumerate(names)],
+            )
 
-        await emit("request.completed", "record.updated", "request.completed")
-        assert await relay.relay_once() == 3
-        # The skim saw all three, wrote nothing, and the usual pass chose and handed on.
-        assert (len(updated.on_thread), len(updated.shown)) == (3, 3)
-        assert [event["data"]["n"] for event in updated.received] == [1]
-        await emit("request.completed")
-        assert await relay.relay_once() == 1  # after a pass that took something: no skim
-        assert (len(updated.on_thread), len(updated.shown)) == (3, 4)
-        await emit("request.completed")
-        assert await relay.relay_once() == 1  # after one that took nothing: skimmed again
-        assert (len(updated.on_thread), len(updated.shown)) == (4, 4)
-        assert await _unrelayed(runtime) == 0
-        assert len(updated.received) == 1
-    finally:
-        await runtime.close()
+    await emit("request.completed", "record.updated", "request.completed")
+    assert await relay.relay_once() == 3
+    # The skim saw all three, wrote nothing, and the usual pass chose and handed on.
+    assert (len(updated.on_thread), len(updated.shown)) == (3, 3)
+    assert [event["data"]["n"] for event in updated.received] == [1]
+    await emit("request.completed")
+    assert await relay.relay_once() == 1  # after a pass that took something: no skim
+    assert (len(updated.on_thread), len(updated.shown)) == (3, 4)
+    await emit("request.completed")
+    assert await relay.relay_once() == 1  # after one that took nothing: skimmed again
+    assert (len(updated.on_thread), len(updated.shown)) == (4, 4)
+    assert await _unrelayed(runtime) == 0
+    assert len(updated.received) == 1
+
+
+async def test_a_settling_relay_has_the_outbox_store_unwanted_events_relayed(
+    sqlite_runtime: Runtime,
+) -> None:
+    runtime = sqlite_runtime
+    updated = _OnlyTypeOnThread("updated", "dev.interlink.record.updated")
+    relay = EventRelay(runtime.outbox, [updated], settles=True, metrics=runtime.metrics)
+    woken: list[None] = []
+    runtime.outbox.add_wake_listener(lambda: woken.append(None))
+    batch = [
+        OutboxEvent(name, {"n": n}, "ten_1", "proxy")
+        for n, name in enumerate(["request.completed", "request.completed"])
+    ]
+    await runtime.outbox.emit_alone(batch)
+    # Chosen in the insert's own transaction: stored relayed, and the relay is not woken.
+    assert (len(updated.on_thread), woken) == (2, [])
+    assert await _unrelayed(runtime) == 0
+    async with runtime.db.transaction() as conn:
+        rows = (await conn.execute(events.select())).mappings().all()
+    assert all(row["relayed_at"] == row["time"] for row in rows)
+    assert runtime.metrics.events_relayed._value.get() == 2
+    assert await relay.relay_once() == 0
+    # An event a subscriber takes is left to the relay, which hands it on as usual.
+    await runtime.outbox.emit_alone(
+        [
+            OutboxEvent("request.completed", {"n": 2}, "ten_1", "proxy"),
+            OutboxEvent("record.updated", {"n": 3}, "ten_1", "sync"),
+        ]
+    )
+    assert len(woken) == 1
+    assert await _unrelayed(runtime) == 1
+    assert await relay.relay_once() == 1
+    assert [event["data"]["n"] for event in updated.received] == [3]
+    assert len(await runtime.outbox.list(tenant_id="ten_1")) == 4  # every event is kept
+
+
+async def test_only_a_settling_relay_on_sqlite_changes_what_the_outbox_stores(
+    runtime: Runtime,
+) -> None:
+    nobody = _OnlyTypeOnThread("nobody", "dev.interlink.nothing.happened")
+    EventRelay(runtime.outbox, [nobody])  # settles=False: the outbox is left alone
+    await runtime.outbox.emit_alone([OutboxEvent("request.completed", {}, "ten_1", "proxy")])
+    assert await _unrelayed(runtime) == 1
+    EventRelay(runtime.outbox, [nobody, InMemorySubscriber()], settles=True)  # one cannot choose
+    await runtime.outbox.emit_alone([OutboxEvent("request.completed", {}, "ten_1", "proxy")])
+    assert await _unrelayed(runtime) == 2
+    EventRelay(runtime.outbox, [nobody], settles=True)  # on PostgreSQL it never does
+    await runtime.outbox.emit_alone([OutboxEvent("request.completed", {}, "ten_1", "proxy")])
+    assert await _unrelayed(runtime) == (3 if runtime.db.is_postgres else 2)
+    assert len(nobody.on_thread) == (0 if runtime.db.is_postgres else 1)
+
+
+async def test_settling_rows_again_follows_the_new_choice(sqlite_runtime: Runtime) -> None:
+    # A direct transaction may run twice (its first try found the write lock taken midway).
+    runtime = sqlite_runtime
+    chooser = _OnlyTypeOnThread("changing", "dev.interlink.nothing.happened")
+    runtime.outbox.settle_with([chooser])
+    rows = runtime.outbox.rows([OutboxEvent("record.updated", {}, "ten_1", "sync")])
+
+    assert await run_transaction(runtime.db, runtime.outbox.settle, rows) is False
+    assert (rows[0]["relayed"], rows[0]["relayed_at"]) == (True, rows[0]["time"])
+    chooser.event_type = "dev.interlink.record.updated"
+    assert await run_transaction(runtime.db, runtime.outbox.settle, rows) is True
+    assert (rows[0]["relayed"], rows[0]["relayed_at"]) == (False, None)

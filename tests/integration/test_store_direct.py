@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +16,7 @@ from interlink.runtime import Runtime
 from interlink.store.database import StoreRejected
 from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction
 from interlink.store.schema import events
+from interlink.store.sqlite_driver import BUSY_TIMEOUT_MS
 from interlink.store.types import UTCDateTime, sqlite_utc_text
 from tests.conftest import make_settings
 
@@ -115,3 +120,51 @@ async def test_fetch_returns_every_rows_result_in_order(runtime: Runtime) -> Non
 
     found = await run_transaction(runtime.db, work)
     assert [tuple(row) for row in found] == [("evt_b", "B"), ("evt_a", "A")]
+
+
+async def test_a_free_write_lock_means_the_transaction_runs_on_the_loops_thread(
+    runtime: Runtime,
+) -> None:
+    def work(tx: DirectTransaction) -> int:
+        return threading.get_ident()
+
+    assert await run_transaction(runtime.db, work) == threading.get_ident()
+    async with runtime.db.transaction() as conn:
+        timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+    assert timeout == BUSY_TIMEOUT_MS  # what the inline attempt lowered is restored
+
+
+async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
+    runtime: Runtime, sqlite_url: str
+) -> None:
+    insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
+    ran_on: list[int] = []
+
+    def work(tx: DirectTransaction) -> None:
+        ran_on.append(threading.get_ident())
+        tx.execute_many(insert, [_event("evt_after_the_lock")])
+
+    # Another process's connection, as `interlink` commands or a second server would hold it.
+    other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        waiting = asyncio.create_task(run_transaction(runtime.db, work))
+        started = time.monotonic()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        # 20 ticks of 10 ms: the loop was not held waiting for the lock, which is still taken.
+        assert time.monotonic() - started < 2.0
+        assert not waiting.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(waiting, 10)
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+    # Tried at once on the loop's thread (the lock was taken), then waited on the other.
+    assert ran_on[-1] != threading.get_ident()
+    async with runtime.db.transaction() as conn:
+        ids = (await conn.execute(select(events.c.id))).scalars().all()
+        timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+    assert ids == ["evt_after_the_lock"]
+    assert timeout == BUSY_TIMEOUT_MS

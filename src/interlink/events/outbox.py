@@ -10,9 +10,9 @@ Each event leaves as a CloudEvents 1.0 structured-mode JSON envelope::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
@@ -24,7 +24,14 @@ from interlink.store.direct import DirectStatement, DirectTransaction, run_trans
 from interlink.store.schema import events
 from interlink.store.types import utcnow
 
-__all__ = ["EVENT_TYPE_PREFIX", "Outbox", "OutboxEvent", "to_cloudevent"]
+__all__ = [
+    "EVENT_TYPE_PREFIX",
+    "DirectChooser",
+    "EventHead",
+    "Outbox",
+    "OutboxEvent",
+    "to_cloudevent",
+]
 
 EVENT_TYPE_PREFIX = "dev.interlink."
 NOTIFY_CHANNEL = "interlink_events"
@@ -64,13 +71,66 @@ class OutboxEvent(NamedTuple):
     subject: str | None = None
 
 
+class EventHead(NamedTuple):
+    """What a subscriber decides on before an event is read whole."""
+
+    seq: int
+    tenant_id: str | None
+    type: str
+
+
+@runtime_checkable
+class DirectChooser(Protocol):
+    """A subscriber that can also make its choice of events (the relay's
+    ``EventSubscriber.wanted``) as plain Python and SQL in a :class:`DirectTransaction` on
+    SQLite, so that the relay can skim and the outbox settle events as it writes them."""
+
+    def wanted_direct(self, tx: DirectTransaction, heads: Sequence[EventHead]) -> Collection[int]:
+        """The same choice as ``wanted``, through ``tx``; it may run off the event loop."""
+        ...
+
+
 class Outbox:
-    """Emits events into the outbox table inside the caller's transaction."""
+    """Emits events into the outbox table inside the caller's transaction.
+
+    On SQLite, once the process's relay has handed over its subscribers' choices
+    (:meth:`settle_with`), events written through :meth:`settle` in a direct transaction that
+    none of those subscribers takes are stored already relayed: a ``request.completed`` or a
+    ``webhook.received`` nobody is subscribed to then costs its insert, and nothing more; no
+    pass of the relay reads it back to mark it. The choice is the one the relay would make,
+    made in the same transaction as the insert, so it sees the same subscriptions.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._wake_listeners: list[Callable[[], None]] = []
         self._direct_insert: DirectStatement | None = None
+        self._choosers: Sequence[DirectChooser] | None = None
+        self._on_settled: Callable[[int], None] | None = None
+
+    def settle_with(
+        self, choosers: Sequence[DirectChooser], on_settled: Callable[[int], None] | None = None
+    ) -> None:
+        """From now on, :meth:`settle` asks ``choosers`` (every subscriber of the relay) and
+        reports how many events it stored relayed to ``on_settled``."""
+        self._choosers = list(choosers)
+        self._on_settled = on_settled
+
+    def settle(self, tx: DirectTransaction, rows: Sequence[dict[str, Any]]) -> bool:
+        """Mark, before they are inserted through ``tx``, the ``rows`` (of :meth:`rows`) that no
+        subscriber takes as relayed; returns whether any is left for the relay to hand on."""
+        choosers = self._choosers
+        if choosers is None or not rows:
+            return bool(rows)
+        heads = [EventHead(n, row["tenant_id"], row["type"]) for n, row in enumerate(rows)]
+        wanted = set[int]().union(*(chooser.wanted_direct(tx, heads) for chooser in choosers))
+        for n, row in enumerate(rows):  # all of them: a transaction run again chooses again
+            taken = n in wanted
+            row["relayed"], row["relayed_at"] = (False, None) if taken else (True, row["time"])
+        settled = len(rows) - len(wanted)
+        if settled and self._on_settled is not None:
+            self._on_settled(settled)
+        return bool(wanted)
 
     def add_wake_listener(self, listener: Callable[[], None]) -> None:
         self._wake_listeners.append(listener)
@@ -122,8 +182,15 @@ class Outbox:
             self._direct_insert = DirectStatement.insert(
                 events, list(rows[0]), self.db.engine.dialect
             )
-        await run_transaction(self.db, _insert_rows, self._direct_insert, rows)
-        self.wake()
+        if await run_transaction(self.db, self._insert_settled, self._direct_insert, rows):
+            self.wake()
+
+    def _insert_settled(
+        self, tx: DirectTransaction, statement: DirectStatement, rows: list[dict[str, Any]]
+    ) -> bool:
+        left = self.settle(tx, rows)
+        tx.execute_many(statement, rows)
+        return left
 
     @staticmethod
     def rows(batch: Sequence[OutboxEvent]) -> list[dict[str, Any]]:
@@ -140,6 +207,7 @@ class Outbox:
                 "time": now,
                 "data": dict(event.data),
                 "relayed": False,
+                "relayed_at": None,
             }
             for event in batch
         ]
@@ -170,9 +238,3 @@ class Outbox:
         async with self.db.transaction() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [to_cloudevent(row) for row in rows]
-
-
-def _insert_rows(
-    transaction: DirectTransaction, statement: DirectStatement, rows: list[dict[str, Any]]
-) -> None:
-    transaction.execute_many(statement, rows)

@@ -19,6 +19,12 @@ connection for one trip per pass instead of three, and every other writer waits 
 much less. A skim that finds a wanted event writes nothing, and the pass goes on the usual way;
 the next pass skims again only after a pass in which nothing was wanted.
 
+The relay of a runtime's workers (``settles=True``) goes further on SQLite: it hands the same
+choice to the outbox (:meth:`Outbox.settle_with`), so that the hot writers (the inbound group
+commit, the proxy's buffered events) store the events nobody takes as relayed already, and
+only wake the relay for the others. Only one relay of a process may do this: the outbox asks
+the subscribers of the last one that did.
+
 The first event after a quiet spell is relayed at once; while events keep coming, the relay
 lingers ``linger_seconds`` between partial batches so that they are handed on in a few large
 transactions rather than one small one per commit of the emitters.
@@ -30,13 +36,19 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Collection, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interlink.events.outbox import NOTIFY_CHANNEL, Outbox, to_cloudevent
+from interlink.events.outbox import (
+    NOTIFY_CHANNEL,
+    DirectChooser,
+    EventHead,
+    Outbox,
+    to_cloudevent,
+)
 from interlink.observability.metrics import Metrics
 from interlink.store.database import StoreUnavailable, pipelined
 from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction
@@ -47,14 +59,6 @@ from interlink.store.types import utcnow
 __all__ = ["DirectChooser", "EventHead", "EventRelay", "EventSubscriber", "InMemorySubscriber"]
 
 log = structlog.get_logger("interlink.relay")
-
-
-class EventHead(NamedTuple):
-    """What a subscriber decides on before an event is read whole."""
-
-    seq: int
-    tenant_id: str | None
-    type: str
 
 
 class EventSubscriber(Protocol):
@@ -68,16 +72,6 @@ class EventSubscriber(Protocol):
 
     async def handle(self, conn: AsyncConnection, batch: Sequence[dict[str, Any]]) -> None:
         """Take the events :meth:`wanted` chose, in order, as envelopes."""
-        ...
-
-
-@runtime_checkable
-class DirectChooser(Protocol):
-    """A subscriber that can also make :meth:`EventSubscriber.wanted`'s choice as plain Python
-    and SQL on SQLite's connection thread, so that the relay can skim (module docstring)."""
-
-    def wanted_direct(self, tx: DirectTransaction, heads: Sequence[EventHead]) -> Collection[int]:
-        """The same choice as ``wanted``, through ``tx``; it runs off the event loop."""
         ...
 
 
@@ -143,6 +137,7 @@ class EventRelay:
         linger_seconds: float = 0.025,
         metrics: Metrics | None = None,
         listen_url: str | None = None,
+        settles: bool = False,
     ) -> None:
         self.outbox = outbox
         self.db = outbox.db
@@ -165,6 +160,9 @@ class EventRelay:
         choosers = [s for s in self.subscribers if isinstance(s, DirectChooser)]
         skims = not self.db.is_postgres and len(choosers) == len(self.subscribers)
         self._choosers = choosers if skims else None
+        if settles and self._choosers is not None:
+            counted = metrics.events_relayed.inc if metrics is not None else None
+            outbox.settle_with(self._choosers, counted)
         self._skim_statements: tuple[DirectStatement, DirectStatement] | None = None
         self._skim_next = True
 

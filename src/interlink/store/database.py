@@ -114,6 +114,9 @@ class Database:
             # lock upgrades between our own connections.
             # transaction() always commits or rolls back, so the pool's reset is a wasted trip.
             kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30, pool_reset_on_return=None)
+            # Used from the event loop's thread too, while the pool has lent it out and nothing
+            # is queued to its own thread (store.direct.run_transaction).
+            kwargs["connect_args"] = {"check_same_thread": False}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(translate_url(url), **kwargs)
@@ -135,7 +138,7 @@ class Database:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={sqlite_driver.BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.close()

@@ -29,9 +29,18 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["DRIVER_NAME", "PIPELINED", "SQLiteDialect_interlink", "run_on_thread"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DRIVER_NAME",
+    "PIPELINED",
+    "SQLiteDialect_interlink",
+    "raw_connection",
+    "run_on_thread",
+]
 
 DRIVER_NAME = "interlink"
+# How long a statement waits for another connection's write lock before failing.
+BUSY_TIMEOUT_MS = 10_000
 # The execution option that lets a statement go without waiting for it (see _Pipeline).
 PIPELINED = "interlink_pipelined"
 _T = TypeVar("_T")
@@ -212,6 +221,13 @@ async def run_on_thread(adapter: Any, function: Callable[..., _T], *args: Any) -
     async with adapter._execute_mutex:
         result: _T = await connection._execute(function, connection._conn, *args)
     return result
+
+
+def raw_connection(adapter: Any) -> tuple[sqlite3.Connection, Any]:
+    """The ``sqlite3`` connection behind the DBAPI connection ``adapter`` and the lock that
+    keeps trips to its thread apart, for a caller that uses it from the event loop's thread
+    (the pool's only connection is opened with ``check_same_thread=False`` for that)."""
+    return adapter._connection._conn, adapter._execute_mutex
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):

@@ -105,7 +105,7 @@ class GroupCommitWriter:
         self._sources_statement = _SOURCES.where(
             inbound_sources.c.id.in_(bindparam("ids", expanding=True))
         )
-        self._direct = None if db.is_postgres else _DirectWrites(db.engine.dialect, queue)
+        self._direct = None if db.is_postgres else _DirectWrites(db.engine.dialect, queue, outbox)
 
     def start(self) -> None:
         """Start the writer tasks on the running loop."""
@@ -216,9 +216,10 @@ class _DirectWrites:
     (:func:`run_transaction`): the same steps as ``GroupCommitWriter._write``, without
     SQLAlchemy's per-statement cost."""
 
-    def __init__(self, dialect: Dialect, queue: JobQueue) -> None:
+    def __init__(self, dialect: Dialect, queue: JobQueue, outbox: Outbox) -> None:
         self._dialect = dialect
         self._queue = queue
+        self._outbox = outbox
         self._sources = DirectStatement.compile(
             _SOURCES.where(inbound_sources.c.id == bindparam("id")), dialect
         )
@@ -227,7 +228,8 @@ class _DirectWrites:
     def write(
         self, tx: DirectTransaction, batch: list[PendingRow]
     ) -> tuple[list[WriteOutcome], bool, bool]:
-        """Store ``batch``; returns the outcomes and whether events and jobs were written."""
+        """Store ``batch``; returns the outcomes and whether events for the relay and jobs were
+        written."""
         outcomes: dict[int, WriteOutcome] = {}
         groups = _accepted_groups(batch)
         events: list[OutboxEvent] = []
@@ -243,11 +245,12 @@ class _DirectWrites:
             job_rows = self._queue.rows(jobs)
         rejected, failed = _rejected(batch, outcomes)
         event_rows = Outbox.rows([*events, *failed])
+        for_relay = self._outbox.settle(tx, event_rows)
         for table, rows in ((inbound_events, rejected), (events_table, event_rows),
                             (jobs_table, job_rows)):  # fmt: skip
             if rows:
                 tx.execute_many(self._statement(table, rows[0]), rows)
-        return [outcomes[index] for index in range(len(batch))], bool(event_rows), bool(job_rows)
+        return [outcomes[index] for index in range(len(batch))], for_relay, bool(job_rows)
 
     def _statement(
         self, table: Table, row: dict[str, Any], *, upsert: bool = False

@@ -6,8 +6,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from interlink.runtime import Runtime
+from interlink.store.schema import events
 from interlink.webhooks.inbound import senders
+from tests.integration.webhooks.inbound.conftest import eventually
 
 MakeSource = Callable[..., Awaitable[dict[str, Any]]]
 SECRET = "whsec_fast_path"
@@ -57,3 +61,32 @@ async def test_a_body_sent_in_chunks_is_read_whole_and_verified(
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "accepted"
+
+
+async def test_a_received_event_nobody_takes_is_stored_relayed_by_the_group_commit(
+    client: httpx.AsyncClient, make_source: MakeSource, inbound_runtime: Runtime
+) -> None:
+    source = await make_source("stripe", SECRET)
+    signed = senders.sign_stripe(SECRET)
+
+    answer = await client.post(f"/in/{source['id']}", content=signed.body, headers=signed.headers)
+
+    assert answer.status_code == 200, answer.text
+
+    async def relayed() -> list[Any]:
+        query = select(events.c.relayed, events.c.relayed_at, events.c.time).where(
+            events.c.type == "dev.interlink.webhook.received"
+        )
+        async with inbound_runtime.db.transaction() as conn:
+            return list((await conn.execute(query)).all())
+
+    if inbound_runtime.db.is_postgres:  # the relay marks it, after the ack
+        await eventually(lambda: _all_relayed(relayed))
+    else:  # no subscriber takes it: written relayed in the commit that acknowledged it
+        [(done, relayed_at, moment)] = await relayed()
+        assert done and relayed_at == moment
+
+
+async def _all_relayed(rows: Callable[[], Awaitable[list[Any]]]) -> bool:
+    found = await rows()
+    return bool(found) and all(row[0] for row in found)
