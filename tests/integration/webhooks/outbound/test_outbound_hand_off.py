@@ -74,6 +74,12 @@ async def test_a_message_is_delivered_without_a_claim_and_retried_from_the_table
 
         await eventually(woken_and_received)
         assert sink.received[1].body == first.body
+
+        # The receiver has the request before the worker records the answer: wait for the record.
+        async def both_recorded() -> bool:
+            return len(await attempts_of(client, tenant, message["id"])) == 2
+
+        await eventually(both_recorded)
         attempts = await attempts_of(client, tenant, message["id"])
         assert sorted(a["response_status_code"] for a in attempts) == [200, 500]
 

@@ -123,6 +123,11 @@ async def test_exhausted_delivery_fails_and_recover_resends_it(sqlite_url: str) 
         )
         assert recovered.json() == {"resent": 1}
         await eventually(lambda: sink.received[-1:] and len(sink.received) == 4)
+
+        async def fourth_recorded() -> bool:  # the answer is recorded after the receiver has it
+            return len(await attempts_of(client, tenant, message["id"])) == 4
+
+        await eventually(fourth_recorded)
         log = await attempts_of(client, tenant, message["id"])
         assert [a["status"] for a in log] == ["failed", "failed", "failed", "succeeded"]
         resent = await client.post(
