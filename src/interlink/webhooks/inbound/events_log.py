@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.queue.jobs import JobQueue
 from interlink.store.types import utcnow
+from interlink.webhooks.inbound.rows import HASHED_ID_PREFIX, delivery_key
 from interlink.webhooks.inbound.tables import inbound_events, inbound_forwards
 from interlink.webhooks.inbound.writer import PROCESS_JOB
 
@@ -63,7 +64,7 @@ async def list_events(
     if filters.event_type:
         query = query.where(c.event_type == filters.event_type)
     if filters.delivery_id:
-        query = query.where(c.delivery_id == filters.delivery_id)
+        query = query.where(c.delivery_id == filters.delivery_id, _by_delivery(filters.delivery_id))
     if filters.since:
         query = query.where(c.received_at >= filters.since)
     if filters.until:
@@ -72,6 +73,15 @@ async def list_events(
         query = query.where(c.id < after if newest_first else c.id > after)
     query = query.order_by(c.id.desc() if newest_first else c.id).limit(limit)
     return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+def _by_delivery(delivery_id: str) -> ColumnElement[bool]:
+    """Where the unique (source_id, dedupe_key) index finds the events of ``delivery_id``: its
+    own key, or any digest key (a longer id was stored clipped, one with NULs cleaned, so the
+    id given may not hash to its key; the ``delivery_id`` condition picks among them)."""
+    key = inbound_events.c.dedupe_key
+    after_prefix = HASHED_ID_PREFIX[:-1] + chr(ord(HASHED_ID_PREFIX[-1]) + 1)
+    return or_(key == delivery_key(delivery_id), and_(key >= HASHED_ID_PREFIX, key < after_prefix))
 
 
 async def get_event(

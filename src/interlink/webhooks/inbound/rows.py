@@ -12,8 +12,9 @@ from interlink.webhooks.inbound.guards import redact_headers
 from interlink.webhooks.inbound.sources import IngestConfig
 from interlink.webhooks.inbound.verifiers import Verified, body_digest
 
-__all__ = ["accepted_row", "clip", "dedupe_key", "rejected_row"]
+__all__ = ["HASHED_ID_PREFIX", "accepted_row", "clip", "dedupe_key", "delivery_key", "rejected_row"]
 
+HASHED_ID_PREFIX = "id-sha256:"
 _KEY_LIMIT = 200
 
 
@@ -26,12 +27,20 @@ def clip(value: str | None, limit: int = _KEY_LIMIT) -> str | None:
 
 
 def dedupe_key(verified: Verified, body: bytes) -> str:
-    """The provider's delivery id, or the body's SHA-256 when it gives none."""
+    """The provider's delivery id (:func:`delivery_key`), or the body's SHA-256 when it gives
+    none."""
     delivery = verified.delivery_id
     if not delivery:
         return "sha256:" + body_digest(body)
+    return delivery_key(delivery)
+
+
+def delivery_key(delivery: str) -> str:
+    """The dedupe key of a delivery id: ``id:`` and the id, or ``id-sha256:`` and its digest
+    when it is long or holds NUL characters (then the stored ``delivery_id`` may be clipped or
+    cleaned, and only its digest finds the key)."""
     if len(delivery) > 150 or "\x00" in delivery:
-        return "id-sha256:" + hashlib.sha256(delivery.encode("utf-8", "replace")).hexdigest()
+        return HASHED_ID_PREFIX + hashlib.sha256(delivery.encode("utf-8", "replace")).hexdigest()
     return "id:" + delivery
 
 

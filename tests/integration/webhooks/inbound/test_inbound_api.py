@@ -185,3 +185,24 @@ async def test_log_filters_and_cursor_pagination(
     one = (await client.get(url, params={"limit": 1})).json()["data"][0]
     by_delivery = (await client.get(url, params={"delivery_id": one["delivery_id"]})).json()["data"]
     assert [row["id"] for row in by_delivery] == [one["id"]]
+
+
+async def test_the_log_finds_events_by_delivery_ids_of_every_length(
+    client: httpx.AsyncClient, tenant: str, make_source: MakeSource
+) -> None:
+    # Ids of up to 150 characters are their own dedupe key; longer ones, or ones with NUL
+    # characters, are keyed by their digest, and over 200 characters they are stored clipped.
+    source = await make_source("stripe", "whsec_ids", rate_limit={"per_second": 1000})
+    url = f"/v1/tenants/{tenant}/sources/{source['id']}/events"
+    stored = {}
+    for delivery in ("evt_short", "evt_" + "m" * 166, "evt_" + "l" * 260, "evt_nul\x00x"):
+        payload = {**senders.sample_stripe_event(0), "id": delivery}
+        signed = senders.sign_stripe("whsec_ids", payload)
+        answer = await client.post(f"/in/{source['id']}", content=signed.body, headers=signed.headers)
+        assert answer.status_code == 200, answer.text
+        stored[delivery] = answer.json()["id"]
+    for delivery, event_id in stored.items():
+        shown = delivery.replace("\x00", "")[:200]
+        found = (await client.get(url, params={"delivery_id": shown})).json()["data"]
+        assert [(row["id"], row["delivery_id"]) for row in found] == [(event_id, shown)]
+    assert not (await client.get(url, params={"delivery_id": "evt_" + "l" * 150})).json()["data"]
