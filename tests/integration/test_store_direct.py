@@ -47,6 +47,17 @@ def test_utc_text_is_what_sqlalchemy_stores(moment: datetime, runtime: Runtime) 
     assert sqlite_utc_text(moment) == through_sqlalchemy(moment)
 
 
+def test_utc_text_remembers_only_the_very_same_moment() -> None:
+    first = datetime(2026, 11, 23, 3, 4, 5, 1, tzinfo=UTC)
+    second = datetime(2026, 11, 23, 3, 4, 5, 2, tzinfo=UTC)
+    shifted = datetime(2026, 11, 23, 4, 4, 5, 1, tzinfo=timezone(timedelta(hours=1)))
+    texts = [sqlite_utc_text(m) for m in (first, first, second, None, second, shifted, first)]
+    once, twice, other, nothing, again, converted, back = texts
+    assert once == twice == converted == back == "2026-11-23 03:04:05.000001"
+    assert other == again == "2026-11-23 03:04:05.000002"
+    assert nothing is None
+
+
 def test_utc_text_refuses_naive_datetimes() -> None:
     with pytest.raises(ValueError, match="naive"):
         sqlite_utc_text(datetime(2026, 11, 23, 3, 4, 5))

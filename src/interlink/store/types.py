@@ -19,17 +19,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_last_text: tuple[datetime | None, str | None] = (None, None)
+
+
 def sqlite_utc_text(value: datetime | None) -> str | None:
     """What a ``UTCDateTime`` is stored as on SQLite, as SQLAlchemy's own processing writes it
-    (``2026-11-23 03:04:05.000012``), without its cost; for statements run directly."""
+    (``2026-11-23 03:04:05.000012``), without its cost; for statements run directly.
+
+    A row often holds one datetime in several columns (received, last seen, processed), so
+    the last one formatted is remembered, by identity.
+    """
+    global _last_text
+    last, text = _last_text
+    if value is last:
+        return text
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    if value.utcoffset():
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-    text = value.replace(tzinfo=None).isoformat(" ")
-    return text if value.microsecond else f"{text}.000000"
+    # isoformat ends in "+00:00" for UTC, and leaves the fraction out when it is zero.
+    text = value.isoformat(" ")[:-6]
+    if not value.microsecond:
+        text += ".000000"
+    _last_text = (value, text)
+    return text
 
 
 class UTCDateTime(TypeDecorator[datetime]):

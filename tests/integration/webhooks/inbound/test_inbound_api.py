@@ -198,7 +198,9 @@ async def test_the_log_finds_events_by_delivery_ids_of_every_length(
     for delivery in ("evt_short", "evt_" + "m" * 166, "evt_" + "l" * 260, "evt_nul\x00x"):
         payload = {**senders.sample_stripe_event(0), "id": delivery}
         signed = senders.sign_stripe("whsec_ids", payload)
-        answer = await client.post(f"/in/{source['id']}", content=signed.body, headers=signed.headers)
+        answer = await client.post(
+            f"/in/{source['id']}", content=signed.body, headers=signed.headers
+        )
         assert answer.status_code == 200, answer.text
         stored[delivery] = answer.json()["id"]
     for delivery, event_id in stored.items():
