@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.queue.jobs import JobQueue
 from interlink.store.types import utcnow
-from interlink.webhooks.inbound.rows import HASHED_ID_PREFIX, delivery_key
+from interlink.webhooks.inbound.rows import HASHED_ID_PREFIX, KEY_LIMIT, delivery_key
 from interlink.webhooks.inbound.tables import inbound_events, inbound_forwards
 from interlink.webhooks.inbound.writer import PROCESS_JOB
 
@@ -76,12 +76,16 @@ async def list_events(
 
 
 def _by_delivery(delivery_id: str) -> ColumnElement[bool]:
-    """Where the unique (source_id, dedupe_key) index finds the events of ``delivery_id``: its
-    own key, or any digest key (a longer id was stored clipped, one with NULs cleaned, so the
-    id given may not hash to its key; the ``delivery_id`` condition picks among them)."""
+    """Where the unique (source_id, dedupe_key) index finds the events of ``delivery_id``: by
+    its own key. An id of the clipped length may be the start of a longer one, keyed by the
+    longer one's digest: then the source's digest keys are looked through too (``LIKE``, so
+    that it holds under any collation). An id that held NUL characters is stored cleaned and
+    keyed by the digest of the original, so this filter does not find it."""
     key = inbound_events.c.dedupe_key
-    after_prefix = HASHED_ID_PREFIX[:-1] + chr(ord(HASHED_ID_PREFIX[-1]) + 1)
-    return or_(key == delivery_key(delivery_id), and_(key >= HASHED_ID_PREFIX, key < after_prefix))
+    own = key == delivery_key(delivery_id)
+    if len(delivery_id) < KEY_LIMIT:
+        return own
+    return or_(own, key.like(HASHED_ID_PREFIX + "%"))
 
 
 async def get_event(

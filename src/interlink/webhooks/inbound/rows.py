@@ -12,13 +12,21 @@ from interlink.webhooks.inbound.guards import redact_headers
 from interlink.webhooks.inbound.sources import IngestConfig
 from interlink.webhooks.inbound.verifiers import Verified, body_digest
 
-__all__ = ["HASHED_ID_PREFIX", "accepted_row", "clip", "dedupe_key", "delivery_key", "rejected_row"]
+__all__ = [
+    "HASHED_ID_PREFIX",
+    "KEY_LIMIT",
+    "accepted_row",
+    "clip",
+    "dedupe_key",
+    "delivery_key",
+    "rejected_row",
+]
 
 HASHED_ID_PREFIX = "id-sha256:"
-_KEY_LIMIT = 200
+KEY_LIMIT = 200  # characters kept of a delivery id, an event type, a content type
 
 
-def clip(value: str | None, limit: int = _KEY_LIMIT) -> str | None:
+def clip(value: str | None, limit: int = KEY_LIMIT) -> str | None:
     """``value`` without NUL characters, at most ``limit`` characters long."""
     if value is None:
         return None

@@ -190,12 +190,12 @@ async def test_log_filters_and_cursor_pagination(
 async def test_the_log_finds_events_by_delivery_ids_of_every_length(
     client: httpx.AsyncClient, tenant: str, make_source: MakeSource
 ) -> None:
-    # Ids of up to 150 characters are their own dedupe key; longer ones, or ones with NUL
-    # characters, are keyed by their digest, and over 200 characters they are stored clipped.
+    # Ids of up to 150 characters are their own dedupe key; longer ones are keyed by their
+    # digest, and over 200 characters they are stored clipped.
     source = await make_source("stripe", "whsec_ids", rate_limit={"per_second": 1000})
     url = f"/v1/tenants/{tenant}/sources/{source['id']}/events"
     stored = {}
-    for delivery in ("evt_short", "evt_" + "m" * 166, "evt_" + "l" * 260, "evt_nul\x00x"):
+    for delivery in ("evt_short", "evt_" + "m" * 166, "evt_" + "l" * 260, "evt_" + "k" * 196):
         payload = {**senders.sample_stripe_event(0), "id": delivery}
         signed = senders.sign_stripe("whsec_ids", payload)
         answer = await client.post(
@@ -204,7 +204,7 @@ async def test_the_log_finds_events_by_delivery_ids_of_every_length(
         assert answer.status_code == 200, answer.text
         stored[delivery] = answer.json()["id"]
     for delivery, event_id in stored.items():
-        shown = delivery.replace("\x00", "")[:200]
+        shown = delivery[:200]
         found = (await client.get(url, params={"delivery_id": shown})).json()["data"]
         assert [(row["id"], row["delivery_id"]) for row in found] == [(event_id, shown)]
     assert not (await client.get(url, params={"delivery_id": "evt_" + "l" * 150})).json()["data"]
