@@ -113,7 +113,7 @@ class Runtime:
         self._started = True
         if migrate_schema:
             await migrate.upgrade(self.db, capabilities=self.capabilities)
-        self.db.start_checkpoints()
+        await self.db.start_checkpoints()
         for capability in self.capabilities:
             if capability.on_start is not None:
                 await capability.on_start(self)

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from interlink.store.checkpoint import WalCheckpointer
+from interlink.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from interlink.store.database import Database
 
 # Fewer pages than the commit's own checkpoint waits for (1,000), more than one burst (64):
@@ -36,7 +36,7 @@ async def test_the_checkpoint_thread_copies_the_log_into_the_database_file(
 ) -> None:
     path = tmp_path / "store.db"
     db = Database(f"sqlite:///{path}")
-    db.start_checkpoints()
+    await db.start_checkpoints()
     try:
         await _write_rows(db)
         written = _ROWS * _ROW_BYTES
@@ -68,8 +68,8 @@ async def test_without_the_thread_the_log_stays_in_the_log(tmp_path: Path) -> No
 async def test_dispose_stops_the_thread(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'store.db'}")
     before = set(threading.enumerate())
-    db.start_checkpoints()
-    db.start_checkpoints()  # a second start changes nothing
+    await db.start_checkpoints()
+    await db.start_checkpoints()  # a second start changes nothing
     started = [
         t for t in set(threading.enumerate()) - before if t.name == "interlink-wal-checkpoint"
     ]
@@ -88,3 +88,74 @@ def test_a_missing_database_file_is_waited_for_never_created(tmp_path: Path) -> 
     finally:
         checkpointer.stop(timeout=5)
     assert checkpointer.checkpoints == 0
+
+
+async def _autocheckpoint(db: Database) -> int:
+    async with db.connection() as conn:
+        pages = (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar()
+    assert isinstance(pages, int)
+    return pages
+
+
+async def test_while_the_thread_runs_commits_leave_the_log_to_it(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert await _autocheckpoint(db) == 1000  # SQLite's own, on the connection already open
+        await db.start_checkpoints()
+        assert await _autocheckpoint(db) == BACKSTOP_PAGES
+        await db.engine.dispose()  # a connection opened from now on is set up the same
+        assert await _autocheckpoint(db) == BACKSTOP_PAGES
+    finally:
+        await db.dispose()
+    assert await _autocheckpoint(db) == 1000  # without the thread, commits checkpoint again
+    await db.engine.dispose()
+
+
+def _wal_restarts(wal: Path) -> int:
+    """The log header's checkpoint sequence number: it goes up each time the log starts over."""
+    with wal.open("rb") as log_file:
+        return int.from_bytes(log_file.read(16)[12:16], "big")
+
+
+def test_the_log_starts_over_while_commits_keep_coming(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # as the store's connections leave it
+    writer.execute("CREATE TABLE blobs (b BLOB)")
+    wal = tmp_path / "store.db-wal"
+    first = _wal_restarts(wal)
+    checkpointer = WalCheckpointer(str(path), interval=0.01, restart_at=100)
+    checkpointer.start()
+    stop = threading.Event()
+    commits = 0
+
+    def write() -> None:
+        # A commit every millisecond or so, as the ingest writer's under load: the log never
+        # stands still long enough for a PASSIVE checkpoint alone to catch up with it.
+        nonlocal commits
+        while not stop.wait(0.001):
+            writer.execute("BEGIN IMMEDIATE")
+            writer.executemany("INSERT INTO blobs (b) VALUES (?)", [(os.urandom(3000),)] * 2)
+            writer.execute("COMMIT")
+            commits += 1
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    largest = 0
+    try:
+        for _ in range(30):
+            threading.Event().wait(0.05)
+            largest = max(largest, wal.stat().st_size // 4096)
+        stop.set()
+        thread.join()
+        restarts = _wal_restarts(wal) - first
+    finally:
+        stop.set()
+        thread.join()
+        checkpointer.stop(timeout=5)
+        writer.close()
+    assert commits > 200, commits  # about 2,000 pages of log were written
+    assert checkpointer.full_checkpoints > 0
+    assert restarts > 0  # the log started over from its beginning
+    assert largest < 1000, largest

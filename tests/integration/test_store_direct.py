@@ -145,6 +145,48 @@ async def test_a_free_write_lock_means_the_transaction_runs_on_the_loops_thread(
     assert timeout == BUSY_TIMEOUT_MS  # what the inline attempt lowered is restored
 
 
+async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
+    runtime: Runtime, sqlite_url: str
+) -> None:
+    insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
+    ran_on: list[int] = []
+
+    def work(tx: DirectTransaction) -> None:
+        ran_on.append(threading.get_ident())
+        tx.execute_many(insert, [_event("evt_after_a_short_wait")])
+
+    # Held for 20 ms, as the checkpoint thread or another process may hold it now and then.
+    other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        asyncio.get_running_loop().call_later(0.02, other.execute, "COMMIT")
+        started = time.monotonic()
+        await asyncio.wait_for(run_transaction(runtime.db, work), 10)
+        waited = time.monotonic() - started
+    finally:
+        ticker.cancel()
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+    assert ran_on == [threading.get_ident()]  # once, on the loop's thread, after the wait
+    assert 0.015 < waited < 1.0
+    assert ticks > 10  # the loop went on running other tasks meanwhile
+    async with runtime.db.transaction() as conn:
+        ids = (await conn.execute(select(events.c.id))).scalars().all()
+        timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+    assert ids == ["evt_after_a_short_wait"]
+    assert timeout == BUSY_TIMEOUT_MS
+
+
 async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
     runtime: Runtime, sqlite_url: str
 ) -> None:

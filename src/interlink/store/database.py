@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.base import Executable
 
 from interlink.store import sqlite_driver
-from interlink.store.checkpoint import WalCheckpointer
+from interlink.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 
 __all__ = ["Database", "StoreUnavailable", "on_commit", "pipelined", "translate_url"]
 
@@ -105,6 +105,7 @@ class Database:
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
         self._checkpointer: WalCheckpointer | None = None
+        self._autocheckpoint = 1000  # SQLite's own default, until the checkpoint thread runs
         if self.dialect == "sqlite":
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
@@ -141,6 +142,7 @@ class Database:
             cursor.execute(f"PRAGMA busy_timeout={sqlite_driver.BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA temp_store=MEMORY")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
             cursor.close()
 
         @event.listens_for(sync_engine, "begin")
@@ -183,14 +185,20 @@ class Database:
             return False
         return True
 
-    def start_checkpoints(self) -> None:
+    async def start_checkpoints(self) -> None:
         """On a SQLite file, copy the write-ahead log back on a thread of its own from now
-        on (:mod:`interlink.store.checkpoint`); ``dispose`` stops it. Elsewhere it does
-        nothing."""
-        if self._checkpointer is not None:
-            self._checkpointer.start()
+        on (:mod:`interlink.store.checkpoint`), and leave commits to checkpoint only if it
+        falls far behind; ``dispose`` stops it. Elsewhere it does nothing."""
+        if self._checkpointer is None:
+            return
+        self._checkpointer.start()
+        if self._autocheckpoint != BACKSTOP_PAGES:
+            self._autocheckpoint = BACKSTOP_PAGES  # connections opened from now on
+            async with self.connection() as conn:  # and the pool's one open already
+                await conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
 
     async def dispose(self) -> None:
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
+            self._autocheckpoint = 1000  # any connection opened after this checkpoints itself
         await self.engine.dispose()

@@ -10,13 +10,19 @@ order and its type processing are SQLAlchemy's own and what it writes reads back
 between them, at once.
 
 Such a transaction runs on the event loop's own thread when it can take SQLite's write lock at
-once, and on the connection's thread only when another process holds that lock (it waits for
-it there, without holding up the loop). Its work is bounded, so the loop is held for about as
-long as SQLite works on it, and nothing crosses between threads. On the connection's thread
-every statement gives up the GIL while SQLite runs and must win it back from a busy event loop.
-Measured on bench/inbound's SQLite server at 1,000 req/s (timing added to the store), group
-commits run there held the connection over 15 ms 46 times in 6.5 s, up to 233 ms; the figures
-of the change end to end are in docs/architecture.md.
+once. Its work is bounded, so the loop is held for about as long as SQLite works on it, and
+nothing crosses between threads. On the connection's thread every statement gives up the GIL
+while SQLite runs and must win it back from a busy event loop. Measured on bench/inbound's
+SQLite server at 1,000 req/s (timing added to the store), group commits run there held the
+connection over 15 ms 46 times in 6.5 s, up to 233 ms; the figures of the change end to end are
+in docs/architecture.md.
+
+The lock is taken briefly by the checkpoint thread (``store.checkpoint``: about a millisecond,
+now and then) and by other processes writing to the same file. The transaction then tries
+again every millisecond, the loop serving meanwhile: SQLite's own busy handler sleeps 1, 2, 5,
+10 ms and longer between its tries, so a writer waiting through it went on waiting well after
+the lock was free. Only after ``_LOOP_TRIES`` tries, the lock being held for longer, does it go
+to the connection's thread and wait for the lock there, still without holding up the loop.
 
 Only SQLite takes this path; on PostgreSQL the callers keep executing through SQLAlchemy,
 where the round trip to the server, not Python, is the larger cost.
@@ -24,6 +30,7 @@ where the round trip to the server, not Python, is the larger cost.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["DirectStatement", "DirectTransaction", "run_transaction"]
 
 _T = TypeVar("_T")
+_LOOP_TRIES = 50  # tries on the loop's thread before waiting for the lock on the connection's
+_PAUSE = 0.001  # seconds between them
 
 
 @dataclass(frozen=True)
@@ -142,20 +151,22 @@ def _without_waiting(
 
 async def run_transaction(db: Database, work: Callable[..., _T], *args: Any) -> _T:
     """Run ``work(transaction, *args)`` in a transaction of its own (SQLite only): on the event
-    loop's thread if the write lock is free, else in one trip to the connection's thread,
-    where it waits for the lock (module docstring). ``work`` must be plain Python and SQL,
-    short enough to hold the loop for, and it may run more than once: again on the thread
-    after the lock was found taken, and again if the caller retries. Errors come out as the
-    store's."""
+    loop's thread once the write lock is free, tried every millisecond for a while, else in one
+    trip to the connection's thread, where it waits for the lock (module docstring). ``work``
+    must be plain Python and SQL, short enough to hold the loop for, and it may run more than
+    once: again if the caller retries. Errors come out as the store's."""
     async with db.connection() as conn:
         raw = await conn.get_raw_connection()
         connection, trips = raw_connection(raw.dbapi_connection)
         try:
-            async with trips:  # nothing of the connection's is running on its thread
-                try:
-                    return _without_waiting(connection, work, args)
-                except _LockTaken:
-                    pass
+            for attempt in range(_LOOP_TRIES):
+                if attempt:
+                    await asyncio.sleep(_PAUSE)
+                async with trips:  # nothing of the connection's is running on its thread
+                    try:
+                        return _without_waiting(connection, work, args)
+                    except _LockTaken:
+                        pass
             return await run_on_thread(raw.dbapi_connection, _in_transaction, work, args)
         except sqlite3.Error as error:
             # As SQLAlchemy would raise it, so the store's error mapping applies unchanged.
