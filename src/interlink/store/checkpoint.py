@@ -2,7 +2,7 @@
 
 By default SQLite copies the log back into the database file (a checkpoint) from inside the
 commit that takes the log past 1,000 pages, and syncs both files there. At 1,000 webhooks/s
-that was about every 100 ms, and that commit held the event loop for 4 to 13 ms while no
+that was about every 100 ms, and that commit held the event loop for 3 to 13 ms while no
 webhook was acknowledged.
 
 :class:`WalCheckpointer` owns the log instead. From a connection of its own it copies the log
@@ -15,8 +15,9 @@ it a millisecond at a time (``store.direct``). The store's own connections check
 ``BACKSTOP_PAGES`` while the thread runs (``Database.start_checkpoints``), in case it falls
 that far behind.
 
-Measured at 1,000 webhooks/s (timing added to the inbound writer, 10 s open loop, two runs
-each): the p99 of the group commit's transaction fell from 5.7 and 6.0 ms to 1.1 and 1.4 ms.
+Measured at 1,000 webhooks/s (timing added to the inbound writer, 10 s open loop, two
+alternating pairs of runs): the p99 of the group commit's transaction fell from 4.8 and 7.2 ms
+to 1.1 and 1.0 ms.
 """
 
 from __future__ import annotations
