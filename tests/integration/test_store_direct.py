@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -145,15 +146,24 @@ async def test_a_free_write_lock_means_the_transaction_runs_on_the_loops_thread(
     assert timeout == BUSY_TIMEOUT_MS  # what the inline attempt lowered is restored
 
 
-async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
-    runtime: Runtime, sqlite_url: str
-) -> None:
+def _insert_noting_the_thread(
+    runtime: Runtime, event_id: str
+) -> tuple[list[int], Callable[[DirectTransaction], None]]:
+    """Work that inserts one event, and the list of the threads it ran on."""
     insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
     ran_on: list[int] = []
 
     def work(tx: DirectTransaction) -> None:
         ran_on.append(threading.get_ident())
-        tx.execute_many(insert, [_event("evt_after_a_short_wait")])
+        tx.execute_many(insert, [_event(event_id)])
+
+    return ran_on, work
+
+
+async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
+    runtime: Runtime, sqlite_url: str
+) -> None:
+    ran_on, work = _insert_noting_the_thread(runtime, "evt_after_a_short_wait")
 
     # Held for 20 ms, as the checkpoint thread or another process may hold it now and then.
     other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
@@ -190,12 +200,7 @@ async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
 async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
     runtime: Runtime, sqlite_url: str
 ) -> None:
-    insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
-    ran_on: list[int] = []
-
-    def work(tx: DirectTransaction) -> None:
-        ran_on.append(threading.get_ident())
-        tx.execute_many(insert, [_event("evt_after_the_lock")])
+    ran_on, work = _insert_noting_the_thread(runtime, "evt_after_the_lock")
 
     # Another process's connection, as `interlink` commands or a second server would hold it.
     other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
