@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -160,14 +161,24 @@ def _insert_noting_the_thread(
     return ran_on, work
 
 
+@contextlib.contextmanager
+def _write_lock_taken(sqlite_url: str) -> Iterator[sqlite3.Connection]:
+    """Another connection to the store's file, holding its write lock until it commits."""
+    other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield other
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+
+
 async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
     runtime: Runtime, sqlite_url: str
 ) -> None:
     ran_on, work = _insert_noting_the_thread(runtime, "evt_after_a_short_wait")
 
-    # Held for 20 ms, as the checkpoint thread or another process may hold it now and then.
-    other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
     ticks = 0
 
     async def tick() -> None:
@@ -176,17 +187,16 @@ async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
             await asyncio.sleep(0)
             ticks += 1
 
-    ticker = asyncio.create_task(tick())
-    try:
-        asyncio.get_running_loop().call_later(0.02, other.execute, "COMMIT")
-        started = time.monotonic()
-        await asyncio.wait_for(run_transaction(runtime.db, work), 10)
-        waited = time.monotonic() - started
-    finally:
-        ticker.cancel()
-        if other.in_transaction:
-            other.execute("ROLLBACK")
-        other.close()
+    # Held for 20 ms, as the checkpoint thread or another process may hold it now and then.
+    with _write_lock_taken(sqlite_url) as other:
+        ticker = asyncio.create_task(tick())
+        try:
+            asyncio.get_running_loop().call_later(0.02, other.execute, "COMMIT")
+            started = time.monotonic()
+            await asyncio.wait_for(run_transaction(runtime.db, work), 10)
+            waited = time.monotonic() - started
+        finally:
+            ticker.cancel()
     assert ran_on == [threading.get_ident()]  # once, on the loop's thread, after the wait
     assert 0.015 < waited < 1.0
     assert ticks > 10  # the loop went on running other tasks meanwhile
@@ -203,9 +213,7 @@ async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
     ran_on, work = _insert_noting_the_thread(runtime, "evt_after_the_lock")
 
     # Another process's connection, as `interlink` commands or a second server would hold it.
-    other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
+    with _write_lock_taken(sqlite_url) as other:
         waiting = asyncio.create_task(run_transaction(runtime.db, work))
         started = time.monotonic()
         for _ in range(20):
@@ -215,10 +223,6 @@ async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
         assert not waiting.done()
         other.execute("COMMIT")
         await asyncio.wait_for(waiting, 10)
-    finally:
-        if other.in_transaction:
-            other.execute("ROLLBACK")
-        other.close()
     # Tried at once on the loop's thread (the lock was taken), then waited on the other.
     assert ran_on[-1] != threading.get_ident()
     async with runtime.db.transaction() as conn:
