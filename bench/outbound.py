@@ -10,6 +10,11 @@ aiohttp app in its own process):
     delivered signed; the figure is messages delivered per second, end to end;
 (c) what users build instead: a Celery worker (Redis broker on 127.0.0.1:6379, thread pool at
     the same concurrency) doing ``requests.post`` with retries;
+(d) the floor: a pass-through on Interlink's own stack and nothing else, uvicorn on uvloop
+    serving a bare ASGI app that answers each message 202 at once and POSTs it, signed, to the
+    receiver with Interlink's ``Http1Pool``. Nothing is stored, retried or logged. It is the
+    most a webhook service on this stack reaches on this machine, where the sender, the
+    service and the receiver share the cores; (b)/(d) is what Interlink's own work leaves of it;
 
 then the accept→delivered latency (p50/p99, from the scheduled send time) at a fixed rate.
 
@@ -81,6 +86,71 @@ def serve_receiver(port: int) -> None:
     app.router.add_get("/arrivals", dump)
     app.router.add_post("/reset", reset)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# --- (d) the pass-through floor (its own process) ----------------------------------------------
+
+
+def serve_floor(port: int, receiver: str, concurrency: int) -> None:
+    without_collector_pauses()
+    import uvicorn
+    import uvloop
+    from starlette.types import Receive, Scope, Send
+    from yarl import URL
+
+    from interlink.egress.http1 import Http1Pool
+    from interlink.egress.port import Timeouts
+    from interlink.egress.ssrf import AddressPolicy, GuardedResolver, parse_allow_list
+    from interlink.ids import new_id
+    from interlink.webhooks.outbound.signing import WebhookSigner, generate_secret
+
+    signer = WebhookSigner([generate_secret()])
+    target = URL(f"{receiver}/hook")
+    timeouts = Timeouts()
+    pools: list[Http1Pool] = []
+    slots: list[asyncio.Semaphore] = []
+    background: set[asyncio.Task[None]] = set()
+
+    async def deliver(msg_id: str, message: dict[str, Any]) -> None:
+        body = json.dumps({"type": message["event_type"], "data": message["payload"]}).encode()
+        headers = {**signer.sign(msg_id, int(time.time()), body), "content-type": "application/json"}
+        async with slots[0]:
+            answer = await pools[0].open("POST", target, headers, body, timeouts, False)
+            try:
+                await answer.read()
+            finally:
+                await answer.aclose()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if not pools:
+            pools.append(Http1Pool(GuardedResolver(AddressPolicy(parse_allow_list("127.0.0.0/8")))))
+            slots.append(asyncio.Semaphore(concurrency))
+        if scope["method"] != "POST":  # the start-up probe
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        chunks = []
+        more = True
+        while more:
+            part = await receive()
+            chunks.append(part.get("body", b""))
+            more = part.get("more_body", False)
+        msg_id = new_id("msg")
+        task = asyncio.create_task(deliver(msg_id, json.loads(b"".join(chunks))))
+        background.add(task)
+        task.add_done_callback(background.discard)
+        answer = json.dumps({"id": msg_id}).encode()
+        await send({"type": "http.response.start", "status": 202,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(answer)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": answer})
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                            server_header=False, lifespan="off")  # fmt: skip
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(uvicorn.Server(config).serve())
 
 
 # --- (c) the Celery worker (its own process) -----------------------------------------------------
@@ -331,6 +401,20 @@ def main(args: argparse.Namespace) -> None:
                     if name:
                         drop_database(name)
         call("POST", f"{receiver}/reset")
+        floor_port = free_port()
+        floor = spawn([__file__, "--floor", str(floor_port), "--receiver-url", receiver,
+                       "--concurrency", str(c)])  # fmt: skip
+        try:
+            wait_until_up(f"http://127.0.0.1:{floor_port}/up")
+            call("POST", f"{receiver}/reset")
+            figures["d"] = asyncio.run(
+                interlink_closed_loop(f"http://127.0.0.1:{floor_port}", receiver, "floor", n, c)
+            )
+        finally:
+            floor.terminate()
+            floor.wait(30)
+        print(f"(d) pass-through floor, nothing stored: {figures['d']:8.0f} deliveries/s")
+        call("POST", f"{receiver}/reset")
         figures["c"] = asyncio.run(celery_deliveries(receiver, n, c))
         print(f"(c) Celery + requests (Redis broker):    {figures['c']:8.0f} deliveries/s")
     finally:
@@ -342,6 +426,11 @@ def main(args: argparse.Namespace) -> None:
             f"b/a {label:<9} {figures[label] / figures['a']:5.2f}  (target >= 0.6)   "
             f"b/c {figures[label] / figures['c']:5.1f}x  (target >= 5x)"
         )
+    print(
+        f"limit on this stack, d/a {figures['d'] / figures['a']:5.2f}   "
+        f"b/d sqlite {figures['sqlite'] / figures['d']:5.2f}, "
+        f"postgres {figures['postgres'] / figures['d']:5.2f}"
+    )
     print(
         f"accept→delivered at {args.rate:.0f} msg/s (SQLite): p50 {figures['p50']:.1f} ms, "
         f"p99 {figures['p99']:.1f} ms  (target p99 <= 50 ms)"
@@ -360,9 +449,13 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--celery-worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--receiver-url", help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     if parsed.receiver:
         serve_receiver(parsed.receiver)
+    elif parsed.floor:
+        serve_floor(parsed.floor, parsed.receiver_url, parsed.concurrency)
     elif parsed.celery_worker:
         run_celery_worker(parsed.celery_worker)
     else:

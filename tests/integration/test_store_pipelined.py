@@ -5,14 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from interlink.runtime import Runtime
 from interlink.store.database import StoreRejected, pipelined
+from interlink.store.direct import write_many
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
 
 _INSERT = pipelined(jobs.insert())
+_SET_STATUS = pipelined(
+    update(jobs)
+    .where(jobs.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), finished_at=bindparam("b_at"))
+)
 
 
 def _job(job_id: str, key: str | None = None) -> dict[str, Any]:
@@ -68,6 +74,52 @@ async def test_a_failed_pipelined_write_surfaces_at_the_next_awaited_statement(
     with pytest.raises(StoreRejected):
         async with runtime.db.transaction() as conn:
             await conn.execute(_INSERT, [_job("job_a"), _job("job_a")])  # the same id twice
+            await conn.execute(select(jobs.c.id))
+            raise AssertionError("the select must raise the insert's failure")
+    assert await _ids(runtime) == []
+
+
+async def test_write_many_stores_rows_as_sqlalchemy_does(runtime: Runtime) -> None:
+    async with runtime.db.transaction() as conn:
+        await conn.execute(_INSERT, [_job("job_a")])
+        written = _job("job_c")
+        await write_many(conn, _INSERT, [_job("job_b"), written])
+        await write_many(conn, _INSERT, [])
+        finished = utcnow()
+        changes = [{"b_id": "job_b", "b_status": "succeeded", "b_at": finished}]
+        await write_many(conn, _SET_STATUS, changes)
+        # What was sent without waiting is seen by the next statement that is waited for.
+        seen = (await conn.execute(select(jobs.c.id).order_by(jobs.c.id))).scalars().all()
+        assert seen == ["job_a", "job_b", "job_c"]
+    async with runtime.db.transaction() as conn:
+        rows = {row["id"]: row for row in (await conn.execute(select(jobs))).mappings()}
+    through_sqlalchemy, direct = rows["job_a"], rows["job_c"]
+    for column in ("kind", "tenant_id", "status", "attempts", "max_attempts", "idempotency_key"):
+        assert direct[column] == through_sqlalchemy[column], column
+    assert direct["payload"] == {"n": "job_c"}
+    assert direct["run_at"] == written["run_at"]
+    assert (rows["job_b"]["status"], rows["job_b"]["finished_at"]) == ("succeeded", finished)
+    assert rows["job_c"]["status"] == "queued" and rows["job_c"]["finished_at"] is None
+
+
+async def test_a_failed_write_many_fails_the_commit_and_nothing_is_kept(runtime: Runtime) -> None:
+    with pytest.raises(StoreRejected):
+        async with runtime.db.transaction() as conn:
+            await conn.execute(_INSERT, [_job("job_a")])
+            await write_many(conn, _INSERT, [_job("job_b"), _job("job_b")])  # the same id twice
+            await write_many(conn, _INSERT, [_job("job_c")])  # sent after the failure
+    assert await _ids(runtime) == []
+    async with runtime.db.transaction() as conn:
+        await write_many(conn, _INSERT, [_job("job_d")])
+    assert await _ids(runtime) == ["job_d"]
+
+
+async def test_a_failed_write_many_surfaces_at_the_next_awaited_statement(
+    runtime: Runtime,
+) -> None:
+    with pytest.raises(StoreRejected):
+        async with runtime.db.transaction() as conn:
+            await write_many(conn, _INSERT, [_job("job_a", key="same"), _job("job_b", key="same")])
             await conn.execute(select(jobs.c.id))
             raise AssertionError("the select must raise the insert's failure")
     assert await _ids(runtime) == []

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id
 from interlink.store.database import Database, pipelined, signal_on_commit
-from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction
+from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction, write_many
 from interlink.store.schema import events
 from interlink.store.types import utcnow
 
@@ -160,7 +160,7 @@ class Outbox:
         if not batch:
             return []
         rows = self.rows(batch)
-        await conn.execute(_INSERT, rows)
+        await write_many(conn, _INSERT, rows)
         await self._signal(conn)
         return [row["id"] for row in rows]
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import new_id, random_bytes
 from interlink.store.database import Database, on_commit, pipelined, signal_on_commit
+from interlink.store.direct import write_many
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
 
@@ -225,7 +226,7 @@ class JobQueue:
                     created.add(row["id"])
             ids: list[str | None] = [row["id"] if row["id"] in created else None for row in rows]
         else:
-            await conn.execute(_INSERT, rows)
+            await write_many(conn, _INSERT, rows)
             ids = [row["id"] for row in rows]
         if any(ids[n] for n, row in enumerate(rows) if row["status"] == JobStatus.QUEUED.value):
             await self._signal(conn)

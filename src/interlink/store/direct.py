@@ -42,13 +42,21 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from interlink.store.sqlite_driver import BUSY_TIMEOUT_MS, raw_connection, run_on_thread
+from interlink.store.sqlite_driver import (
+    BUSY_TIMEOUT_MS,
+    raw_connection,
+    run_on_thread,
+    send_many_later,
+)
 from interlink.store.types import UTCDateTime, sqlite_utc_text
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.sql import Executable
+
     from interlink.store.database import Database
 
-__all__ = ["DirectStatement", "DirectTransaction", "run_transaction"]
+__all__ = ["DirectStatement", "DirectTransaction", "run_transaction", "write_many"]
 
 _T = TypeVar("_T")
 _LOOP_TRIES = 50  # tries on the loop's thread before waiting for the lock on the connection's
@@ -172,3 +180,45 @@ async def run_transaction(db: Database, work: Callable[..., _T], *args: Any) -> 
         except sqlite3.Error as error:
             # As SQLAlchemy would raise it, so the store's error mapping applies unchanged.
             raise exc.DBAPIError.instance(None, None, error, sqlite3.Error) from error
+
+
+# Statements write_many compiled, by statement and the columns of its rows. Its callers pass
+# statements built once, at import; the bound keeps a caller that does not from growing it.
+_COMPILED: dict[tuple[Any, ...], DirectStatement] = {}
+_COMPILED_LIMIT = 256
+
+
+async def write_many(
+    conn: AsyncConnection, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Execute the write ``statement`` once per row of ``rows`` in ``conn``'s transaction,
+    for a caller that reads nothing back (no rows, no row count): a batch's inserts, or an
+    update whose parameters are named bind parameters.
+
+    On SQLite the statement is compiled once (:class:`DirectStatement`; an ``INSERT`` of a
+    table's statement names the columns of the first row, as SQLAlchemy would), the rows are
+    bound in plain Python and the statement is queued to the connection's thread without
+    waiting, like a pipelined one (``store.database.pipelined``): its error, if any, comes out
+    of the next statement that is waited for, or the commit. Measured on the outbound
+    webhooks' batches, SQLAlchemy's own processing of each row's parameters was about a tenth
+    of the process's CPU. Elsewhere, and for an empty ``rows``, it is ``conn.execute``.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        await conn.execute(statement, list(rows))
+        return
+    key = (statement, *rows[0])
+    direct = _COMPILED.get(key)
+    if direct is None:
+        if len(_COMPILED) >= _COMPILED_LIMIT:
+            _COMPILED.clear()
+        table = getattr(statement, "table", None)
+        if getattr(statement, "is_insert", False) and table is not None:
+            direct = DirectStatement.insert(table, list(rows[0]), conn.dialect)
+        else:
+            assert isinstance(statement, ClauseElement)
+            direct = DirectStatement.compile(statement, conn.dialect)
+        _COMPILED[key] = direct
+    raw = await conn.get_raw_connection()
+    send_many_later(raw.dbapi_connection, direct.sql, [direct.bind(row) for row in rows])

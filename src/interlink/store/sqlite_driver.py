@@ -36,6 +36,7 @@ __all__ = [
     "SQLiteDialect_interlink",
     "raw_connection",
     "run_on_thread",
+    "send_many_later",
 ]
 
 DRIVER_NAME = "interlink"
@@ -221,6 +222,21 @@ async def run_on_thread(adapter: Any, function: Callable[..., _T], *args: Any) -
     async with adapter._execute_mutex:
         result: _T = await connection._execute(function, connection._conn, *args)
     return result
+
+
+def send_many_later(adapter: Any, operation: str, seq_of_parameters: list[Any]) -> None:
+    """Queue ``operation`` once per parameter set to the thread of the DBAPI connection
+    ``adapter`` without waiting, as a ``PIPELINED`` statement is: in order with the rest, its
+    error kept for the next statement that is waited for, or the commit. The caller's
+    transaction must have begun (``BEGIN IMMEDIATE`` is itself pipelined at its start)."""
+    connection = adapter._connection
+    if not connection._running or not connection._connection:
+        adapter._handle_exception(ValueError("Connection closed"))
+    pipeline = cast("_OneTripConnection", adapter)._pipeline
+    work = functools.partial(
+        _run_later, pipeline, connection._conn, operation, seq_of_parameters, True
+    )
+    connection._tx.put_nowait((None, work))
 
 
 def raw_connection(adapter: Any) -> tuple[sqlite3.Connection, Any]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from interlink.ids import new_id
 from interlink.queue.jobs import JobQueue
 from interlink.store.database import pipelined
+from interlink.store.direct import write_many
 from interlink.store.types import utcnow
 from interlink.webhooks.outbound.filters import PayloadFilter, compile_filter
 from interlink.webhooks.outbound.ordering import JOB_MAX_ATTEMPTS, delivery_job, join_key
@@ -214,7 +215,7 @@ async def create_messages(
         else:
             results.append(await _insert_message(conn, request, idempotency_window, pg=pg))
     if plain:
-        await conn.execute(_INSERT_MESSAGES, plain)
+        await write_many(conn, _INSERT_MESSAGES, plain)
     created = [(req, row) for req, (row, new) in zip(requests, results, strict=True) if new]
     endpoints = await _endpoints_by_tenant(conn, {request.tenant_id for request, _ in created})
     deliveries: list[dict[str, Any]] = []
@@ -246,7 +247,7 @@ async def create_messages(
             if run_at is None and handing:
                 memos.append((DeliveryView.of(delivery, message), endpoint))
     if deliveries:
-        await conn.execute(_INSERT_DELIVERIES, deliveries)
+        await write_many(conn, _INSERT_DELIVERIES, deliveries)
     for run_at, items in jobs.items():
         # Due deliveries go straight to this process's worker when it has room (no claim),
         # with what it would otherwise read back: the delivery and its endpoint's row.

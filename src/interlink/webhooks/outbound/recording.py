@@ -20,6 +20,7 @@ from interlink.ids import new_id
 from interlink.queue.jobs import Job
 from interlink.queue.worker import BatchContext
 from interlink.store.database import pipelined
+from interlink.store.direct import write_many
 from interlink.store.types import utcnow
 from interlink.webhooks.outbound.finishing import emit_all, finish_delivery
 from interlink.webhooks.outbound.sender import AttemptResult, CompiledEndpoint
@@ -171,9 +172,9 @@ async def write_plan(
 ) -> None:
     """Write a plan's attempts, delivery states, health, successors and events in ``conn``."""
     if plan.attempts:
-        await conn.execute(_INSERT_ATTEMPTS, plan.attempts)
+        await write_many(conn, _INSERT_ATTEMPTS, plan.attempts)
     if plan.updates:
-        await conn.execute(_UPDATE_DELIVERY, plan.updates)
+        await write_many(conn, _UPDATE_DELIVERY, plan.updates)
     for endpoint_id, results in plan.health.items():
         await _update_health(runtime, state, conn, plan.outcomes, endpoint_id, results, plan.gone)
     found = [await finish_delivery(runtime, conn, *final) for final in plan.finals]
