@@ -246,6 +246,57 @@ class EgressClient:
         response.elapsed = time.perf_counter() - started
         return response
 
+    async def send(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeouts: Timeouts | None = None,
+        ssl_context: SSLOption = None,
+        max_body: int | None = None,
+    ) -> EgressResponse:
+        """`request` for a hot path: one attempt, no policy, through `Http1Pool` rather than
+        aiohttp (webhook delivery; on this machine it cost about a third less CPU per call).
+
+        Nothing asks for a compressed answer (no ``Accept-Encoding`` is added), and a body
+        compressed all the same is returned as it came. The body is read up to ``max_body``
+        bytes (default: the client's ``max_body_bytes``) and the rest drained, or the
+        connection dropped when more than ``drain_limit`` is left. Errors are as for `request`.
+        """
+        started = time.perf_counter()
+        call = self._call(method, url, headers, body, timeouts, ssl_context, None)
+        cap = self.max_body_bytes if max_body is None else max_body
+        upstream = await self._open_stream(call)
+        try:
+            content, truncated = await self._read_stream_capped(upstream, cap)
+        finally:
+            await upstream.aclose()
+        response = EgressResponse(upstream.status, upstream.headers, content, truncated=truncated)
+        response.elapsed = time.perf_counter() - started
+        return response
+
+    async def _read_stream_capped(
+        self, upstream: EgressStream, cap: int | None
+    ) -> tuple[bytes, bool]:
+        """The body up to ``cap`` bytes and whether some was left out. What is left is drained
+        up to ``drain_limit``; beyond that the stream is left unread, so that closing it drops
+        the connection instead of reading on."""
+        chunks: list[bytes] = []
+        size = drained = 0
+        async for chunk in upstream.iter_chunks():
+            if cap is None or size < cap:
+                kept = chunk if cap is None else chunk[: cap - size]
+                chunks.append(kept)
+                size += len(kept)
+                drained += len(chunk) - len(kept)
+            else:
+                drained += len(chunk)
+            if drained > self.drain_limit:
+                break
+        return b"".join(chunks), drained > 0
+
     @asynccontextmanager
     async def stream(
         self,

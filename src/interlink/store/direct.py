@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import bindparam, exc
+from sqlalchemy import Insert, bindparam, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -195,13 +195,14 @@ async def write_many(
     for a caller that reads nothing back (no rows, no row count): a batch's inserts, or an
     update whose parameters are named bind parameters.
 
-    On SQLite the statement is compiled once (:class:`DirectStatement`; an ``INSERT`` of a
-    table's statement names the columns of the first row, as SQLAlchemy would), the rows are
-    bound in plain Python and the statement is queued to the connection's thread without
-    waiting, like a pipelined one (``store.database.pipelined``): its error, if any, comes out
-    of the next statement that is waited for, or the commit. Measured on the outbound
-    webhooks' batches, SQLAlchemy's own processing of each row's parameters was about a tenth
-    of the process's CPU. Elsewhere, and for an empty ``rows``, it is ``conn.execute``.
+    On SQLite the statement is compiled once (:class:`DirectStatement`; an ``INSERT`` names
+    the columns of the first row, as SQLAlchemy would), the rows are bound in plain Python and
+    the statement is queued to the connection's thread without waiting, like a pipelined one
+    (``store.database.pipelined``): its error, if any, comes out of the next statement that is
+    waited for, or the commit. In the outbound benchmark SQLAlchemy's processing of each row's
+    parameters was about a tenth of the server's CPU (sampled), and with this the server spent
+    300 µs per message instead of 335. Elsewhere, and for an empty ``rows``, it is
+    ``conn.execute``.
     """
     if not rows:
         return
@@ -213,12 +214,10 @@ async def write_many(
     if direct is None:
         if len(_COMPILED) >= _COMPILED_LIMIT:
             _COMPILED.clear()
-        table = getattr(statement, "table", None)
-        if getattr(statement, "is_insert", False) and table is not None:
-            direct = DirectStatement.insert(table, list(rows[0]), conn.dialect)
-        else:
-            assert isinstance(statement, ClauseElement)
-            direct = DirectStatement.compile(statement, conn.dialect)
+        if isinstance(statement, Insert):
+            statement = statement.values({column: bindparam(column) for column in rows[0]})
+        assert isinstance(statement, ClauseElement)
+        direct = DirectStatement.compile(statement, conn.dialect)
         _COMPILED[key] = direct
     raw = await conn.get_raw_connection()
     send_many_later(raw.dbapi_connection, direct.sql, [direct.bind(row) for row in rows])

@@ -108,3 +108,9 @@ async def local_client() -> AsyncIterator[EgressClient]:
         address_policy=AddressPolicy(parse_allow_list("127.0.0.0/8"))
     ) as client:
         yield client
+
+
+@pytest.fixture(params=["request", "send"])
+def whole(request: pytest.FixtureRequest) -> str:
+    """The two calls that read a whole response: through aiohttp, and the lean pool's."""
+    return str(request.param)

@@ -39,7 +39,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def test_post_returns_status_headers_and_body(local_client: EgressClient, serve) -> None:
+async def test_post_returns_status_headers_and_body(
+    local_client: EgressClient, serve, whole: str
+) -> None:
     async def echo(request: web.Request) -> web.Response:
         response = web.Response(status=201, body=await request.read())
         response.headers.add("X-Seen", request.headers["X-Custom"])
@@ -48,7 +50,7 @@ async def test_post_returns_status_headers_and_body(local_client: EgressClient, 
 
     server = await serve(echo)
 
-    response = await local_client.request(
+    response = await getattr(local_client, whole)(
         "POST", server.url + "/hook", headers={"X-Custom": "one"}, body=b'{"a":1}'
     )
 
@@ -60,40 +62,42 @@ async def test_post_returns_status_headers_and_body(local_client: EgressClient, 
     assert not response.truncated
 
 
-async def test_keep_alive_reuses_one_connection(local_client: EgressClient, serve) -> None:
+async def test_keep_alive_reuses_one_connection(
+    local_client: EgressClient, serve, whole: str
+) -> None:
     async def ok(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     server = await serve(ok)
 
     for _ in range(3):
-        await local_client.request("POST", server.url + "/", body=b"x")
+        await getattr(local_client, whole)("POST", server.url + "/", body=b"x")
 
     assert len({id(hit.transport) for hit in server.hits}) == 1
 
 
-async def test_body_cap_reads_prefix_and_keeps_connection(serve) -> None:
+async def test_body_cap_reads_prefix_and_keeps_connection(serve, whole: str) -> None:
     async def big(request: web.Request) -> web.Response:
         return web.Response(body=b"a" * 10_000)
 
     server = await serve(big)
     async with EgressClient(address_policy=LOOPBACK, max_body_bytes=100) as client:
-        first = await client.request("GET", server.url + "/")
-        second = await client.request("GET", server.url + "/", max_body=20_000)
+        first = await getattr(client, whole)("GET", server.url + "/")
+        second = await getattr(client, whole)("GET", server.url + "/", max_body=20_000)
 
     assert (first.body, first.truncated) == (b"a" * 100, True)
     assert (len(second.body), second.truncated) == (10_000, False)
     assert server.hits[0].transport is server.hits[1].transport  # drained, then reused
 
 
-async def test_body_far_past_the_cap_drops_the_connection(serve) -> None:
+async def test_body_far_past_the_cap_drops_the_connection(serve, whole: str) -> None:
     async def huge(request: web.Request) -> web.Response:
         return web.Response(body=b"b" * 200_000)
 
     server = await serve(huge)
     async with EgressClient(address_policy=LOOPBACK, max_body_bytes=10, drain_limit=1000) as c:
-        first = await c.request("GET", server.url + "/")
-        await c.request("GET", server.url + "/")
+        first = await getattr(c, whole)("GET", server.url + "/")
+        await getattr(c, whole)("GET", server.url + "/")
 
     assert (first.body, first.truncated) == (b"b" * 10, True)
     assert server.hits[0].transport is not server.hits[1].transport
@@ -113,7 +117,9 @@ async def test_cookies_are_never_sent_back(local_client: EgressClient, serve) ->
     assert second.body == b"none"
 
 
-async def test_slow_server_raises_read_timeout(local_client: EgressClient, serve) -> None:
+async def test_slow_server_raises_read_timeout(
+    local_client: EgressClient, serve, whole: str
+) -> None:
     async def slow(request: web.Request) -> web.Response:
         await asyncio.sleep(2)
         return web.Response(text="late")
@@ -121,7 +127,7 @@ async def test_slow_server_raises_read_timeout(local_client: EgressClient, serve
     server = await serve(slow)
 
     with pytest.raises(ReadTimeout) as caught:
-        await local_client.request(
+        await getattr(local_client, whole)(
             "GET", server.url + "/", timeouts=Timeouts(connect=1, read=0.2, total=5)
         )
 
@@ -129,7 +135,9 @@ async def test_slow_server_raises_read_timeout(local_client: EgressClient, serve
     assert caught.value.retryable
 
 
-async def test_total_timeout_bounds_a_trickling_body(local_client: EgressClient, serve) -> None:
+async def test_total_timeout_bounds_a_trickling_body(
+    local_client: EgressClient, serve, whole: str
+) -> None:
     async def trickle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         await response.prepare(request)
@@ -141,16 +149,18 @@ async def test_total_timeout_bounds_a_trickling_body(local_client: EgressClient,
     server = await serve(trickle)
 
     with pytest.raises(TotalTimeout) as caught:
-        await local_client.request(
+        await getattr(local_client, whole)(
             "GET", server.url + "/", timeouts=Timeouts(connect=1, read=1, total=0.5)
         )
 
     assert caught.value.error_class == "timeout"
 
 
-async def test_refused_port_raises_connection_refused(local_client: EgressClient) -> None:
+async def test_refused_port_raises_connection_refused(
+    local_client: EgressClient, whole: str
+) -> None:
     with pytest.raises(ConnectionRefused) as caught:
-        await local_client.request("GET", f"http://127.0.0.1:{_free_port()}/")
+        await getattr(local_client, whole)("GET", f"http://127.0.0.1:{_free_port()}/")
 
     assert caught.value.error_class == "connection_refused"
     assert caught.value.retryable
@@ -181,6 +191,23 @@ async def test_stream_yields_chunks_and_passes_compressed_bodies_through(
 
     assert received == compressed  # the proxy forwards what the provider sent
     assert whole.body == payload  # full responses are decompressed
+
+
+async def test_send_asks_for_no_compression_and_keeps_a_compressed_body_as_it_came(
+    local_client: EgressClient, serve
+) -> None:
+    compressed = gzip.compress(b"accepted\n" * 100)
+
+    async def gzipped(request: web.Request) -> web.Response:
+        return web.Response(body=compressed, headers={"Content-Encoding": "gzip"})
+
+    server = await serve(gzipped)
+
+    response = await local_client.send("POST", server.url + "/hook", body=b"{}")
+
+    assert "Accept-Encoding" not in server.hits[0].headers
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.body == compressed
 
 
 async def test_retry_after_is_honoured_in_real_time(local_client: EgressClient, serve) -> None:

@@ -69,12 +69,12 @@ class SwitchingResolver(AbstractResolver):
     ],
 )
 async def test_loopback_in_any_notation_never_reaches_the_listener(
-    guarded_client: EgressClient, listen, host: str
+    guarded_client: EgressClient, listen, host: str, whole: str
 ) -> None:
     listener = await listen("127.0.0.1")
 
     with pytest.raises(EgressError) as caught:
-        await guarded_client.request("GET", f"http://{host}:{listener.port}/")
+        await getattr(guarded_client, whole)("GET", f"http://{host}:{listener.port}/")
 
     assert isinstance(caught.value, BlockedDestination)
     assert caught.value.address in {"127.0.0.1", "::ffff:7f00:1"}
@@ -82,12 +82,14 @@ async def test_loopback_in_any_notation_never_reaches_the_listener(
 
 
 async def test_blocked_destination_names_address_and_range(
-    guarded_client: EgressClient, listen
+    guarded_client: EgressClient, listen, whole: str
 ) -> None:
     listener = await listen("127.0.0.1")
 
     with pytest.raises(BlockedDestination) as caught:
-        await guarded_client.request("POST", f"http://localhost:{listener.port}/", body=b"{}")
+        await getattr(guarded_client, whole)(
+            "POST", f"http://localhost:{listener.port}/", body=b"{}"
+        )
 
     assert caught.value.address == "127.0.0.1"
     assert caught.value.network == "127.0.0.0/8"
@@ -111,10 +113,10 @@ async def test_ipv6_loopback_never_reaches_the_listener(
     "address", ["10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1"]
 )
 async def test_private_and_metadata_literals_are_refused_before_connecting(
-    guarded_client: EgressClient, address: str
+    guarded_client: EgressClient, address: str, whole: str
 ) -> None:
     with pytest.raises(BlockedDestination) as caught:
-        await guarded_client.request("GET", f"http://{address}/latest/meta-data/")
+        await getattr(guarded_client, whole)("GET", f"http://{address}/latest/meta-data/")
 
     assert caught.value.address == address
 
@@ -128,7 +130,7 @@ async def test_allow_list_admits_loopback(local_client: EgressClient, listen) ->
     assert listener.connections == 1
 
 
-async def test_redirect_to_loopback_is_returned_not_followed(serve, listen) -> None:
+async def test_redirect_to_loopback_is_returned_not_followed(serve, listen, whole: str) -> None:
     target = await listen("127.0.0.2")
 
     async def redirect(request: web.Request) -> web.StreamResponse:
@@ -137,7 +139,7 @@ async def test_redirect_to_loopback_is_returned_not_followed(serve, listen) -> N
     origin = await serve(redirect, host="127.0.0.1")
     policy = AddressPolicy(parse_allow_list("127.0.0.1/32"))
     async with EgressClient(address_policy=policy) as client:
-        response = await client.request("GET", origin.url + "/")
+        response = await getattr(client, whole)("GET", origin.url + "/")
 
     assert response.status == 302
     assert response.headers["Location"] == f"http://127.0.0.2:{target.port}/"
@@ -161,7 +163,7 @@ async def test_redirect_is_not_followed_even_with_a_retry_policy(serve) -> None:
     assert [hit.path for hit in server.hits] == ["/start"]
 
 
-async def test_dns_rebinding_is_refused_at_connect_time(listen) -> None:
+async def test_dns_rebinding_is_refused_at_connect_time(listen, whole: str) -> None:
     listener = await listen("127.0.0.1")
     resolver = SwitchingResolver(first="93.184.215.14", then="127.0.0.1")
     url = f"http://rebind.example:{listener.port}/"
@@ -169,7 +171,7 @@ async def test_dns_rebinding_is_refused_at_connect_time(listen) -> None:
         await client.validate_url(url)  # public at creation time
 
         with pytest.raises(BlockedDestination) as caught:
-            await client.request("POST", url, body=b"{}")
+            await getattr(client, whole)("POST", url, body=b"{}")
 
     assert caught.value.host == "rebind.example"
     assert caught.value.address == "127.0.0.1"
@@ -202,7 +204,7 @@ async def test_validate_url_refuses_a_name_resolving_to_loopback(
 
 
 async def test_environment_proxy_is_ignored(
-    local_client: EgressClient, listen, monkeypatch
+    local_client: EgressClient, listen, monkeypatch, whole: str
 ) -> None:
     # A proxy from the environment would resolve names itself, around the guard.
     listener = await listen("127.0.0.1")
@@ -210,7 +212,7 @@ async def test_environment_proxy_is_ignored(
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
 
-    response = await local_client.request("GET", f"http://127.0.0.1:{listener.port}/")
+    response = await getattr(local_client, whole)("GET", f"http://127.0.0.1:{listener.port}/")
 
     assert response.status == 200
     assert (listener.connections, proxy.connections) == (1, 0)

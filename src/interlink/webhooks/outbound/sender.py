@@ -108,7 +108,7 @@ async def send_attempt(
     try:
         headers = {**endpoint.headers, **(await endpoint.auth.headers(state.egress))}
         headers.update(endpoint.signer.sign(message_id, int(time.time()), body))
-        response = await state.egress.request(
+        response = await state.egress.send(
             "POST",
             endpoint.url,
             headers=headers,
