@@ -18,7 +18,7 @@ aiohttp app in its own process):
 
 then the accept→delivered latency (p50/p99, from the scheduled send time) at a fixed rate.
 
-    python bench/outbound.py [--messages 5000] [--concurrency 64] [--rate 500] [--seconds 5]
+    python bench/outbound.py [--messages 20000] [--concurrency 64] [--rate 500] [--seconds 5]
 """
 
 # ruff: noqa: E402
@@ -443,7 +443,7 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=5.0)
