@@ -123,3 +123,13 @@ async def test_a_failed_write_many_surfaces_at_the_next_awaited_statement(
             await conn.execute(select(jobs.c.id))
             raise AssertionError("the select must raise the insert's failure")
     assert await _ids(runtime) == []
+
+
+async def test_write_many_begins_a_transaction_the_caller_can_still_roll_back(
+    runtime: Runtime,
+) -> None:
+    async with runtime.db.connection() as conn:
+        await write_many(conn, _INSERT, [_job("job_a")])
+        assert conn.in_transaction()
+        await conn.rollback()
+    assert await _ids(runtime) == []
