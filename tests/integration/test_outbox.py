@@ -239,7 +239,7 @@ async def test_a_settling_relay_has_the_outbox_store_unwanted_events_relayed(
     assert len(await runtime.outbox.list(tenant_id="ten_1")) == 4  # every event is kept
 
 
-async def test_only_a_settling_relay_on_sqlite_changes_what_the_outbox_stores(
+async def test_only_a_settling_relay_whose_subscribers_all_choose_changes_what_is_stored(
     runtime: Runtime,
 ) -> None:
     nobody = _OnlyTypeOnThread("nobody", "dev.interlink.nothing.happened")
@@ -249,10 +249,58 @@ async def test_only_a_settling_relay_on_sqlite_changes_what_the_outbox_stores(
     EventRelay(runtime.outbox, [nobody, InMemorySubscriber()], settles=True)  # one cannot choose
     await runtime.outbox.emit_alone([OutboxEvent("request.completed", {}, "ten_1", "proxy")])
     assert await _unrelayed(runtime) == 2
-    EventRelay(runtime.outbox, [nobody], settles=True)  # on PostgreSQL it never does
+    assert (nobody.on_thread, nobody.shown) == ([], [])
+    EventRelay(runtime.outbox, [nobody], settles=True)
     await runtime.outbox.emit_alone([OutboxEvent("request.completed", {}, "ten_1", "proxy")])
-    assert await _unrelayed(runtime) == (3 if runtime.db.is_postgres else 2)
-    assert len(nobody.on_thread) == (0 if runtime.db.is_postgres else 1)
+    assert await _unrelayed(runtime) == 2
+    # SQLite chooses in the direct transaction, PostgreSQL in the insert's own.
+    chose = nobody.shown if runtime.db.is_postgres else nobody.on_thread
+    assert len(chose) == 1
+
+
+async def test_on_postgresql_every_emit_settles_and_wakes_the_relay_only_for_the_rest(
+    pg_url: str,
+) -> None:
+    runtime = Runtime(make_settings(pg_url), capabilities=[])
+    await runtime.start(migrate_schema=True)
+    try:
+        updated = _OnlyTypeOnThread("updated", "dev.interlink.record.updated")
+        relay = EventRelay(runtime.outbox, [updated], settles=True, metrics=runtime.metrics)
+        woken: list[None] = []
+        runtime.outbox.add_wake_listener(lambda: woken.append(None))
+        async with runtime.db.transaction() as conn:
+            await runtime.outbox.emit(
+                conn, "request.completed", {"n": 0}, tenant_id="ten_1", component="proxy"
+            )
+        # Chosen in the insert's transaction: stored relayed, and nobody is woken.
+        assert (len(updated.shown), woken) == (1, [])
+        assert await _unrelayed(runtime) == 0
+        assert runtime.metrics.events_relayed._value.get() == 1
+        async with runtime.db.transaction() as conn:
+            await runtime.outbox.emit_many(
+                conn,
+                [
+                    OutboxEvent("request.completed", {"n": 1}, "ten_1", "proxy"),
+                    OutboxEvent("record.updated", {"n": 2}, "ten_1", "sync"),
+                ],
+            )
+        assert len(woken) == 1
+        assert await _unrelayed(runtime) == 1
+        assert await relay.relay_once() == 1
+        assert [event["data"]["n"] for event in updated.received] == [2]
+        async with runtime.db.transaction() as conn:
+            rows = (await conn.execute(events.select().order_by(events.c.seq))).mappings().all()
+        assert [row["relayed"] for row in rows] == [True, True, True]
+        assert rows[0]["relayed_at"] == rows[0]["time"]
+        # A failed transaction takes its events with it, settled or not.
+        with pytest.raises(RuntimeError):
+            async with runtime.db.transaction() as conn:
+                await runtime.outbox.emit(conn, "request.completed", {}, tenant_id="ten_1",
+                                          component="proxy")  # fmt: skip
+                raise RuntimeError("rolled back")
+        assert len(await runtime.outbox.list(tenant_id="ten_1")) == 3
+    finally:
+        await runtime.close()
 
 
 async def test_settling_rows_again_follows_the_new_choice(sqlite_runtime: Runtime) -> None:

@@ -81,9 +81,14 @@ class EventHead(NamedTuple):
 
 @runtime_checkable
 class DirectChooser(Protocol):
-    """A subscriber that can also make its choice of events (the relay's
-    ``EventSubscriber.wanted``) as plain Python and SQL in a :class:`DirectTransaction` on
-    SQLite, so that the relay can skim and the outbox settle events as it writes them."""
+    """A subscriber that can make its choice of events (the relay's ``EventSubscriber.wanted``)
+    cheaply, in the writer's own transaction, and also as plain Python and SQL in a
+    :class:`DirectTransaction` on SQLite: so that the relay can skim and the outbox settle
+    events as it writes them."""
+
+    async def wanted(self, conn: AsyncConnection, heads: Sequence[EventHead]) -> Collection[int]:
+        """The sequence numbers of the events among ``heads`` that this subscriber takes."""
+        ...
 
     def wanted_direct(self, tx: DirectTransaction, heads: Sequence[EventHead]) -> Collection[int]:
         """The same choice as ``wanted``, through ``tx``; it may run off the event loop."""
@@ -93,12 +98,17 @@ class DirectChooser(Protocol):
 class Outbox:
     """Emits events into the outbox table inside the caller's transaction.
 
-    On SQLite, once the process's relay has handed over its subscribers' choices
-    (:meth:`settle_with`), events written through :meth:`settle` in a direct transaction that
-    none of those subscribers takes are stored already relayed: a ``request.completed`` or a
-    ``webhook.received`` nobody is subscribed to then costs its insert, and nothing more; no
-    pass of the relay reads it back to mark it. The choice is the one the relay would make,
-    made in the same transaction as the insert, so it sees the same subscriptions.
+    Once the process's relay has handed over its subscribers' choices (:meth:`settle_with`),
+    events that none of those subscribers takes are stored already relayed: on SQLite those
+    written through :meth:`settle` in a direct transaction, on PostgreSQL all those written by
+    :meth:`emit_many`. A ``request.completed`` or a ``webhook.received`` nobody is subscribed
+    to then costs its insert, and nothing more; no pass of the relay reads it back to mark it.
+    The choice is the one the relay would make, made in the same transaction as the insert,
+    so it sees the same subscriptions. On PostgreSQL the mark was an update of every event,
+    which leaves a dead row version behind each time: measured on bench/inbound's server, the
+    second 10 s run on the same database answered at p50 6.4 and 6.8 ms and p99 20 and 37 ms
+    (its ``events`` table as many dead rows as live ones) against 3.5 and 8.6 ms with the
+    events stored relayed.
     """
 
     def __init__(self, db: Database) -> None:
@@ -124,6 +134,9 @@ class Outbox:
             return bool(rows)
         heads = [EventHead(n, row["tenant_id"], row["type"]) for n, row in enumerate(rows)]
         wanted = set[int]().union(*(chooser.wanted_direct(tx, heads) for chooser in choosers))
+        return self._mark(rows, wanted)
+
+    def _mark(self, rows: Sequence[dict[str, Any]], wanted: set[int]) -> bool:
         for n, row in enumerate(rows):  # all of them: a transaction run again chooses again
             taken = n in wanted
             row["relayed"], row["relayed_at"] = (False, None) if taken else (True, row["time"])
@@ -160,9 +173,25 @@ class Outbox:
         if not batch:
             return []
         rows = self.rows(batch)
-        await write_many(conn, _INSERT, rows)
-        await self._signal(conn)
+        if await self._settle_in(conn, rows):
+            await write_many(conn, _INSERT, rows)
+            await self._signal(conn)
+        else:
+            await write_many(conn, _INSERT, rows)
         return [row["id"] for row in rows]
+
+    async def _settle_in(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> bool:
+        """:meth:`settle` in ``conn``'s transaction, through the subscribers' ``wanted``, on
+        PostgreSQL (on SQLite the hot writers settle in direct transactions, and the relay's
+        skim marks the rest cheaply); returns whether any row is left for the relay."""
+        choosers = self._choosers
+        if choosers is None or not self.db.is_postgres:
+            return True
+        heads = [EventHead(n, row["tenant_id"], row["type"]) for n, row in enumerate(rows)]
+        wanted = set[int]()
+        for chooser in choosers:
+            wanted.update(await chooser.wanted(conn, heads))
+        return self._mark(rows, wanted)
 
     async def emit_alone(self, batch: Sequence[OutboxEvent]) -> None:
         """Write ``batch`` in a transaction of its own, for events that describe something

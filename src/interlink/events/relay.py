@@ -19,11 +19,13 @@ connection for one trip per pass instead of three, and every other writer waits 
 much less. A skim that finds a wanted event writes nothing, and the pass goes on the usual way;
 the next pass skims again only after a pass in which nothing was wanted.
 
-The relay of a runtime's workers (``settles=True``) goes further on SQLite: it hands the same
-choice to the outbox (:meth:`Outbox.settle_with`), so that the hot writers (the inbound group
-commit, the proxy's buffered events) store the events nobody takes as relayed already, and
-only wake the relay for the others. Only one relay of a process may do this: the outbox asks
-the subscribers of the last one that did.
+The relay of a runtime's workers (``settles=True``) goes further: it hands the same choice
+to the outbox (:meth:`Outbox.settle_with`), so that the writers store the events nobody takes
+as relayed already, and only wake the relay for the others. On SQLite the hot writers (the
+inbound group commit, the proxy's buffered events) do so in their direct transactions; on
+PostgreSQL every ``emit_many`` does, where marking each event afterwards left a dead row
+version behind per event. Only one relay of a process may do this: the outbox asks the
+subscribers of the last one that did.
 
 The first event after a quiet spell is relayed at once; while events keep coming, the relay
 lingers ``linger_seconds`` between partial batches so that they are handed on in a few large
@@ -158,11 +160,11 @@ class EventRelay:
         )
         # The skim (module docstring): SQLite only, and only when every subscriber can choose.
         choosers = [s for s in self.subscribers if isinstance(s, DirectChooser)]
-        skims = not self.db.is_postgres and len(choosers) == len(self.subscribers)
-        self._choosers = choosers if skims else None
-        if settles and self._choosers is not None:
+        all_choose = len(choosers) == len(self.subscribers)
+        self._choosers = choosers if all_choose and not self.db.is_postgres else None
+        if settles and all_choose:
             counted = metrics.events_relayed.inc if metrics is not None else None
-            outbox.settle_with(self._choosers, counted)
+            outbox.settle_with(choosers, counted)
         self._skim_statements: tuple[DirectStatement, DirectStatement] | None = None
         self._skim_next = True
 
