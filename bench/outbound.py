@@ -113,7 +113,8 @@ def serve_floor(port: int, receiver: str, concurrency: int) -> None:
 
     async def deliver(msg_id: str, message: dict[str, Any]) -> None:
         body = json.dumps({"type": message["event_type"], "data": message["payload"]}).encode()
-        headers = {**signer.sign(msg_id, int(time.time()), body), "content-type": "application/json"}
+        headers = signer.sign(msg_id, int(time.time()), body)
+        headers["content-type"] = "application/json"
         async with slots[0]:
             answer = await pools[0].open("POST", target, headers, body, timeouts, False)
             try:

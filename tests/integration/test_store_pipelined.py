@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.runtime import Runtime
 from interlink.store.database import StoreRejected, pipelined
@@ -53,27 +55,45 @@ async def test_pipelined_writes_commit_like_any_other(runtime: Runtime) -> None:
     assert await _ids(runtime) == ["job_a", "job_b", "job_c"]
 
 
-async def test_a_failed_pipelined_write_fails_the_commit_and_nothing_is_kept(
-    runtime: Runtime,
+async def _pipelined(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await conn.execute(_INSERT, rows)
+
+
+async def _write_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await write_many(conn, _INSERT, rows)
+
+
+Write = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[None]]
+
+
+@pytest.fixture(params=[_pipelined, _write_many], ids=["pipelined", "write_many"])
+def write(request: pytest.FixtureRequest) -> Write:
+    """The two ways a write goes without being waited for on SQLite."""
+    write: Write = request.param
+    return write
+
+
+async def test_a_failed_unwaited_write_fails_the_commit_and_nothing_is_kept(
+    runtime: Runtime, write: Write
 ) -> None:
     with pytest.raises(StoreRejected):
         async with runtime.db.transaction() as conn:
-            await conn.execute(_INSERT, [_job("job_a", key="same")])
-            await conn.execute(_INSERT, [_job("job_b", key="same")])  # breaks the unique key
-            await conn.execute(_INSERT, [_job("job_c")])  # sent after the failure: never runs
+            await write(conn, [_job("job_a", key="same")])
+            await write(conn, [_job("job_b", key="same")])  # breaks the unique key
+            await write(conn, [_job("job_c")])  # sent after the failure: never runs
     assert await _ids(runtime) == []
     # The failure is forgotten with the rollback: the next transaction works as usual.
     async with runtime.db.transaction() as conn:
-        await conn.execute(_INSERT, [_job("job_d", key="same")])
+        await write(conn, [_job("job_d", key="same")])
     assert await _ids(runtime) == ["job_d"]
 
 
-async def test_a_failed_pipelined_write_surfaces_at_the_next_awaited_statement(
-    runtime: Runtime,
+async def test_a_failed_unwaited_write_surfaces_at_the_next_awaited_statement(
+    runtime: Runtime, write: Write
 ) -> None:
     with pytest.raises(StoreRejected):
         async with runtime.db.transaction() as conn:
-            await conn.execute(_INSERT, [_job("job_a"), _job("job_a")])  # the same id twice
+            await write(conn, [_job("job_a"), _job("job_a")])  # the same id twice
             await conn.execute(select(jobs.c.id))
             raise AssertionError("the select must raise the insert's failure")
     assert await _ids(runtime) == []
@@ -100,29 +120,6 @@ async def test_write_many_stores_rows_as_sqlalchemy_does(runtime: Runtime) -> No
     assert direct["run_at"] == written["run_at"]
     assert (rows["job_b"]["status"], rows["job_b"]["finished_at"]) == ("succeeded", finished)
     assert rows["job_c"]["status"] == "queued" and rows["job_c"]["finished_at"] is None
-
-
-async def test_a_failed_write_many_fails_the_commit_and_nothing_is_kept(runtime: Runtime) -> None:
-    with pytest.raises(StoreRejected):
-        async with runtime.db.transaction() as conn:
-            await conn.execute(_INSERT, [_job("job_a")])
-            await write_many(conn, _INSERT, [_job("job_b"), _job("job_b")])  # the same id twice
-            await write_many(conn, _INSERT, [_job("job_c")])  # sent after the failure
-    assert await _ids(runtime) == []
-    async with runtime.db.transaction() as conn:
-        await write_many(conn, _INSERT, [_job("job_d")])
-    assert await _ids(runtime) == ["job_d"]
-
-
-async def test_a_failed_write_many_surfaces_at_the_next_awaited_statement(
-    runtime: Runtime,
-) -> None:
-    with pytest.raises(StoreRejected):
-        async with runtime.db.transaction() as conn:
-            await write_many(conn, _INSERT, [_job("job_a", key="same"), _job("job_b", key="same")])
-            await conn.execute(select(jobs.c.id))
-            raise AssertionError("the select must raise the insert's failure")
-    assert await _ids(runtime) == []
 
 
 async def test_write_many_begins_a_transaction_the_caller_can_still_roll_back(

@@ -173,11 +173,10 @@ class Outbox:
         if not batch:
             return []
         rows = self.rows(batch)
-        if await self._settle_in(conn, rows):
-            await write_many(conn, _INSERT, rows)
+        left = await self._settle_in(conn, rows)
+        await write_many(conn, _INSERT, rows)
+        if left:
             await self._signal(conn)
-        else:
-            await write_many(conn, _INSERT, rows)
         return [row["id"] for row in rows]
 
     async def _settle_in(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> bool:
