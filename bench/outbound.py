@@ -93,6 +93,7 @@ def serve_receiver(port: int) -> None:
 
 def serve_floor(port: int, receiver: str, concurrency: int) -> None:
     without_collector_pauses()
+    import orjson
     import uvicorn
     import uvloop
     from starlette.types import Receive, Scope, Send
@@ -112,7 +113,7 @@ def serve_floor(port: int, receiver: str, concurrency: int) -> None:
     background: set[asyncio.Task[None]] = set()
 
     async def deliver(msg_id: str, message: dict[str, Any]) -> None:
-        body = json.dumps({"type": message["event_type"], "data": message["payload"]}).encode()
+        body = orjson.dumps({"type": message["event_type"], "data": message["payload"]})
         headers = signer.sign(msg_id, int(time.time()), body)
         headers["content-type"] = "application/json"
         async with slots[0]:
@@ -139,10 +140,10 @@ def serve_floor(port: int, receiver: str, concurrency: int) -> None:
             chunks.append(part.get("body", b""))
             more = part.get("more_body", False)
         msg_id = new_id("msg")
-        task = asyncio.create_task(deliver(msg_id, json.loads(b"".join(chunks))))
+        task = asyncio.create_task(deliver(msg_id, orjson.loads(b"".join(chunks))))
         background.add(task)
         task.add_done_callback(background.discard)
-        answer = json.dumps({"id": msg_id}).encode()
+        answer = orjson.dumps({"id": msg_id})
         await send({"type": "http.response.start", "status": 202,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(answer)).encode())]})  # fmt: skip
