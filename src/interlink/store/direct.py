@@ -182,8 +182,9 @@ async def run_transaction(db: Database, work: Callable[..., _T], *args: Any) -> 
             raise exc.DBAPIError.instance(None, None, error, sqlite3.Error) from error
 
 
-# Statements write_many compiled, by statement and the columns of its rows. Its callers pass
-# statements built once, at import; the bound keeps a caller that does not from growing it.
+# Statements write_many compiled, by dialect, statement and the columns of its rows. Its
+# callers pass statements built once, at import; the bound keeps a caller that does not (or a
+# test suite's many engines) from growing it.
 _COMPILED: dict[tuple[Any, ...], DirectStatement] = {}
 _COMPILED_LIMIT = 256
 
@@ -212,7 +213,7 @@ async def write_many(
         # statement queued directly would miss: it would commit on its own.
         await conn.execute(statement, list(rows))
         return
-    key = (statement, *rows[0])
+    key = (conn.dialect, statement, *rows[0])
     direct = _COMPILED.get(key)
     if direct is None:
         if len(_COMPILED) >= _COMPILED_LIMIT:
