@@ -204,6 +204,24 @@ async def test_a_skim_that_finds_a_wanted_event_leaves_the_pass_to_the_usual_way
     assert len(updated.received) == 1
 
 
+def _untaken_then_taken(n: int) -> list[OutboxEvent]:
+    """A ``request.completed`` (data ``n``) nobody takes, then a ``record.updated`` (``n + 1``)."""
+    return [
+        OutboxEvent("request.completed", {"n": n}, "ten_1", "proxy"),
+        OutboxEvent("record.updated", {"n": n + 1}, "ten_1", "sync"),
+    ]
+
+
+async def _only_the_taken_one_is_left_to(
+    relay: EventRelay, runtime: Runtime, woken: list[None], updated: _OnlyType, n: int
+) -> None:
+    """After :func:`_untaken_then_taken`: the relay was woken once, and hands on event ``n``."""
+    assert len(woken) == 1
+    assert await _unrelayed(runtime) == 1
+    assert await relay.relay_once() == 1
+    assert [event["data"]["n"] for event in updated.received] == [n]
+
+
 async def test_a_settling_relay_has_the_outbox_store_unwanted_events_relayed(
     sqlite_runtime: Runtime,
 ) -> None:
@@ -226,16 +244,8 @@ async def test_a_settling_relay_has_the_outbox_store_unwanted_events_relayed(
     assert runtime.metrics.events_relayed._value.get() == 2
     assert await relay.relay_once() == 0
     # An event a subscriber takes is left to the relay, which hands it on as usual.
-    await runtime.outbox.emit_alone(
-        [
-            OutboxEvent("request.completed", {"n": 2}, "ten_1", "proxy"),
-            OutboxEvent("record.updated", {"n": 3}, "ten_1", "sync"),
-        ]
-    )
-    assert len(woken) == 1
-    assert await _unrelayed(runtime) == 1
-    assert await relay.relay_once() == 1
-    assert [event["data"]["n"] for event in updated.received] == [3]
+    await runtime.outbox.emit_alone(_untaken_then_taken(2))
+    await _only_the_taken_one_is_left_to(relay, runtime, woken, updated, 3)
     assert len(await runtime.outbox.list(tenant_id="ten_1")) == 4  # every event is kept
 
 
@@ -277,17 +287,8 @@ async def test_on_postgresql_every_emit_settles_and_wakes_the_relay_only_for_the
         assert await _unrelayed(runtime) == 0
         assert runtime.metrics.events_relayed._value.get() == 1
         async with runtime.db.transaction() as conn:
-            await runtime.outbox.emit_many(
-                conn,
-                [
-                    OutboxEvent("request.completed", {"n": 1}, "ten_1", "proxy"),
-                    OutboxEvent("record.updated", {"n": 2}, "ten_1", "sync"),
-                ],
-            )
-        assert len(woken) == 1
-        assert await _unrelayed(runtime) == 1
-        assert await relay.relay_once() == 1
-        assert [event["data"]["n"] for event in updated.received] == [2]
+            await runtime.outbox.emit_many(conn, _untaken_then_taken(1))
+        await _only_the_taken_one_is_left_to(relay, runtime, woken, updated, 2)
         async with runtime.db.transaction() as conn:
             rows = (await conn.execute(events.select().order_by(events.c.seq))).mappings().all()
         assert [row["relayed"] for row in rows] == [True, True, True]

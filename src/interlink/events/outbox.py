@@ -95,6 +95,11 @@ class DirectChooser(Protocol):
         ...
 
 
+def _heads(rows: Sequence[dict[str, Any]]) -> list[EventHead]:
+    """The heads of rows not yet inserted, numbered by their place in ``rows``."""
+    return [EventHead(n, row["tenant_id"], row["type"]) for n, row in enumerate(rows)]
+
+
 class Outbox:
     """Emits events into the outbox table inside the caller's transaction.
 
@@ -132,7 +137,7 @@ class Outbox:
         choosers = self._choosers
         if choosers is None or not rows:
             return bool(rows)
-        heads = [EventHead(n, row["tenant_id"], row["type"]) for n, row in enumerate(rows)]
+        heads = _heads(rows)
         wanted = set[int]().union(*(chooser.wanted_direct(tx, heads) for chooser in choosers))
         return self._mark(rows, wanted)
 
@@ -186,7 +191,7 @@ class Outbox:
         choosers = self._choosers
         if choosers is None or not self.db.is_postgres:
             return True
-        heads = [EventHead(n, row["tenant_id"], row["type"]) for n, row in enumerate(rows)]
+        heads = _heads(rows)
         wanted = set[int]()
         for chooser in choosers:
             wanted.update(await chooser.wanted(conn, heads))

@@ -187,14 +187,7 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     def execute_later(self, operation: Any, parameters: Any, *, many: bool) -> None:
         """Send the statement to the connection's thread without waiting (``PIPELINED``)."""
-        adapt = self._adapt_connection
-        connection = self._connection
-        if not connection._running or not connection._connection:
-            adapt._handle_exception(ValueError("Connection closed"))
-        pipeline = cast("_OneTripConnection", adapt)._pipeline
-        args = (pipeline, connection._conn, operation, parameters, many)
-        work = functools.partial(_run_later, *args)
-        connection._tx.put_nowait((None, work))  # aiosqlite sends no result back for None
+        _queue_later(self._adapt_connection, operation, parameters, many)
         # SQLAlchemy insists that an execution awaits something; this returns at once, without
         # giving way to the event loop.
         await_(_nothing())
@@ -229,14 +222,17 @@ def send_many_later(adapter: Any, operation: str, seq_of_parameters: list[Any]) 
     ``adapter`` without waiting, as a ``PIPELINED`` statement is: in order with the rest, its
     error kept for the next statement that is waited for, or the commit. The caller's
     transaction must have begun (``BEGIN IMMEDIATE`` is itself pipelined at its start)."""
+    _queue_later(adapter, operation, seq_of_parameters, True)
+
+
+def _queue_later(adapter: Any, operation: str, parameters: Any, many: bool) -> None:
+    """Put a pipelined statement on the queue of ``adapter``'s thread (:func:`_run_later`)."""
     connection = adapter._connection
     if not connection._running or not connection._connection:
         adapter._handle_exception(ValueError("Connection closed"))
     pipeline = cast("_OneTripConnection", adapter)._pipeline
-    work = functools.partial(
-        _run_later, pipeline, connection._conn, operation, seq_of_parameters, True
-    )
-    connection._tx.put_nowait((None, work))
+    work = functools.partial(_run_later, pipeline, connection._conn, operation, parameters, many)
+    connection._tx.put_nowait((None, work))  # aiosqlite sends no result back for None
 
 
 def raw_connection(adapter: Any) -> tuple[sqlite3.Connection, Any]:
