@@ -47,19 +47,16 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 BARE = "a  bare ASGI (limit)"
 
 
-def _uvicorn(app: Any, port: int) -> None:
+def _uvicorn(app: Any, port: int, *, as_interlink: bool) -> None:
     import uvicorn
 
-    # The settings `interlink serve` uses.
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-    )
+    from interlink.api.server import server_config
+
+    if as_interlink:  # the settings and the protocol `interlink serve` uses
+        config = server_config(app, host="127.0.0.1", port=port)
+    else:  # uvicorn as a user runs it
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                access_log=False, lifespan="on", server_header=False)  # fmt: skip
     uvicorn.Server(config).run()
 
 
@@ -86,7 +83,7 @@ def serve_bare(port: int) -> None:
         )
         await send({"type": "http.response.body", "body": b'{"ok":true}'})
 
-    _uvicorn(app, port)
+    _uvicorn(app, port, as_interlink=True)
 
 
 def serve_naive(port: int, database_url: str) -> None:
@@ -134,7 +131,7 @@ def serve_naive(port: int, database_url: str) -> None:
     receive.__annotations__ = {"request": Request, "return": dict[str, str]}
     app.post("/webhooks/stripe")(receive)
 
-    _uvicorn(app, port)
+    _uvicorn(app, port, as_interlink=False)
 
 
 # --- load generator (runs in its own process) -------------------------------------------------

@@ -49,6 +49,7 @@ def serve_floor(port: int, upstream_url: str) -> None:
     from starlette.types import Receive, Scope, Send
     from yarl import URL
 
+    from interlink.api.server import HttpProtocol
     from interlink.egress.http1 import Http1Pool
     from interlink.egress.port import Timeouts
     from interlink.egress.ssrf import AddressPolicy, GuardedResolver, parse_allow_list
@@ -76,7 +77,7 @@ def serve_floor(port: int, upstream_url: str) -> None:
             await upstream.aclose()
 
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            server_header=False, lifespan="off")  # fmt: skip
+                            server_header=False, lifespan="off", http=HttpProtocol)  # fmt: skip
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(uvicorn.Server(config).serve())
 

@@ -141,6 +141,7 @@ def serve(
     import uvicorn
 
     from interlink.api.app import create_app
+    from interlink.api.server import server_config
     from interlink.tenants.service import ensure_admin_token
 
     settings = _settings(host=host, port=port, demo=demo or None)
@@ -163,15 +164,8 @@ def serve(
                 f"Use it as: curl -H 'Authorization: Bearer {token}' "
                 f"http://{settings.host}:{settings.port}/v1/tenants\n"
             )
-        config = uvicorn.Config(
-            create_app(runtime, run_workers=not no_worker, migrate=False),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            server_header=False,
-        )
+        app = create_app(runtime, run_workers=not no_worker, migrate=False)
+        config = server_config(app, host=settings.host, port=settings.port)
         server = uvicorn.Server(config)
         listener = _listen_socket(settings.host, settings.port)
         _settle_garbage_collector()
