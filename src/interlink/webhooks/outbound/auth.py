@@ -10,6 +10,7 @@ Settings are a tagged object, e.g. ``{"type": "basic", "username": "u", "passwor
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Any
@@ -19,7 +20,7 @@ import orjson
 
 from interlink.egress import ClientCertificate, EgressClient, EgressError, Timeouts
 
-__all__ = ["AuthFailed", "EndpointAuth"]
+__all__ = ["AuthFailed", "EndpointAuth", "TokenCache"]
 
 _TOKEN_TIMEOUTS = Timeouts(connect=5.0, read=10.0, total=10.0)
 _REFRESH_MARGIN = 30.0
@@ -31,10 +32,20 @@ class AuthFailed(Exception):
     error_class = "auth"
 
 
+class TokenCache:
+    """A process's OAuth2 tokens by token URL and client id (with when to stop using each), and
+    the fetches under way: deliveries that find no usable token wait for one fetch together,
+    so a burst of them to an endpoint asks its token endpoint once."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, tuple[str, float]] = {}
+        self.fetching: dict[str, asyncio.Future[str]] = {}
+
+
 class EndpointAuth:
     """The authentication of one endpoint, compiled once per endpoint version."""
 
-    def __init__(self, settings: dict[str, Any] | None, tokens: dict[str, tuple[str, float]]):
+    def __init__(self, settings: dict[str, Any] | None, tokens: TokenCache):
         self.settings = settings or {}
         self.kind = self.settings.get("type")
         self.static_headers: dict[str, str] = {}
@@ -62,20 +73,30 @@ class EndpointAuth:
     def forget_token(self) -> None:
         """Drop the cached token (the endpoint answered 401 with it)."""
         if self.dynamic:
-            self._tokens.pop(self._cache_key(), None)
+            self._tokens.tokens.pop(self._cache_key(), None)
 
     async def headers(self, egress: EgressClient) -> dict[str, str]:
         """Headers to add to one request; fetches an OAuth2 token when none is cached."""
         if not self.dynamic:
             return self.static_headers
         key = self._cache_key()
-        cached = self._tokens.get(key)
+        cache = self._tokens
+        cached = cache.tokens.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return {"Authorization": f"Bearer {cached[0]}"}
+        fetch = cache.fetching.get(key)
+        if fetch is None:
+            fetch = cache.fetching[key] = asyncio.ensure_future(self._fetch_and_keep(egress, key))
+            fetch.add_done_callback(_settled(cache, key))
+        # Shielded: a delivery that gives up (cancelled) does not cancel the others' fetch.
+        token = await asyncio.shield(fetch)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def _fetch_and_keep(self, egress: EgressClient, key: str) -> str:
         token, expires_in = await self._fetch(egress)
         lifetime = max(1.0, expires_in - _REFRESH_MARGIN)
-        self._tokens[key] = (token, time.monotonic() + lifetime)
-        return {"Authorization": f"Bearer {token}"}
+        self._tokens.tokens[key] = (token, time.monotonic() + lifetime)
+        return token
 
     async def _fetch(self, egress: EgressClient) -> tuple[str, float]:
         form: dict[str, str] = {"grant_type": "client_credentials"}
@@ -106,3 +127,13 @@ class EndpointAuth:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise AuthFailed("token endpoint answered without an access_token") from error
         return token, expires_in
+
+
+def _settled(cache: TokenCache, key: str) -> Any:
+    def done(fetch: asyncio.Future[str]) -> None:
+        if cache.fetching.get(key) is fetch:
+            del cache.fetching[key]
+        if not fetch.cancelled():
+            fetch.exception()  # seen here too: every waiter may have given up
+
+    return done

@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 
 from interlink import __version__
 from interlink.egress import AddressPolicy, EgressClient, Timeouts, parse_allow_list
+from interlink.webhooks.outbound.auth import TokenCache
 from interlink.webhooks.outbound.schedule import EndpointBackoff, RetrySchedule
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class OutboundState:
     recorder: Recorder
     compiled: dict[tuple[str, int], Any] = field(default_factory=dict)
     validators: dict[str, Any] = field(default_factory=dict)
-    tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
+    tokens: TokenCache = field(default_factory=TokenCache)
 
 
 def _build(runtime: Runtime) -> OutboundState:
