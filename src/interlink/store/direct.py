@@ -22,7 +22,7 @@ at 1,000 webhooks/s came about every 60 ms; the writer's retries added up to und
 average) and by other processes writing to the same file. The transaction then tries
 again every millisecond, the loop serving meanwhile: SQLite's own busy handler sleeps 1, 2, 5,
 10 ms and longer between its tries, so a writer waiting through it went on waiting well after
-the lock was free. Only after ``_LOOP_TRIES`` tries, the lock being held for longer, does it go
+the lock was free. Only after ``LOCK_TRIES`` tries, the lock being held for longer, does it go
 to the connection's thread and wait for the lock there, still without holding up the loop.
 
 Only SQLite takes this path; on PostgreSQL the callers keep executing through SQLAlchemy,
@@ -44,7 +44,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from interlink.store.sqlite_driver import (
     BUSY_TIMEOUT_MS,
+    LOCK_PAUSE,
+    LOCK_TRIES,
+    inline_transaction,
+    locked_out,
     raw_connection,
+    run_inline,
     run_on_thread,
     send_many_later,
 )
@@ -59,8 +64,6 @@ if TYPE_CHECKING:
 __all__ = ["DirectStatement", "DirectTransaction", "run_transaction", "write_many"]
 
 _T = TypeVar("_T")
-_LOOP_TRIES = 50  # tries on the loop's thread before waiting for the lock on the connection's
-_PAUSE = 0.001  # seconds between them
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,6 @@ def _in_transaction(
     return result
 
 
-def _locked_out(error: sqlite3.OperationalError) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED, with or without an extended code."""
-    return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
 class _LockTaken(Exception):
     """Another connection holds the write lock: the transaction must wait on the thread."""
 
@@ -151,7 +149,7 @@ def _without_waiting(
     try:
         return _in_transaction(connection, work, args)
     except sqlite3.OperationalError as error:
-        if _locked_out(error):
+        if locked_out(error):
             raise _LockTaken from error
         raise
     finally:
@@ -168,9 +166,9 @@ async def run_transaction(db: Database, work: Callable[..., _T], *args: Any) -> 
         raw = await conn.get_raw_connection()
         connection, trips = raw_connection(raw.dbapi_connection)
         try:
-            for attempt in range(_LOOP_TRIES):
+            for attempt in range(LOCK_TRIES):
                 if attempt:
-                    await asyncio.sleep(_PAUSE)
+                    await asyncio.sleep(LOCK_PAUSE)
                 async with trips:  # nothing of the connection's is running on its thread
                     try:
                         return _without_waiting(connection, work, args)
@@ -224,4 +222,12 @@ async def write_many(
         direct = DirectStatement.compile(statement, conn.dialect)
         _COMPILED[key] = direct
     raw = await conn.get_raw_connection()
-    send_many_later(raw.dbapi_connection, direct.sql, [direct.bind(row) for row in rows])
+    parameters = [direct.bind(row) for row in rows]
+    if inline_transaction(raw.dbapi_connection):
+        try:
+            run_inline(raw.dbapi_connection, direct.sql, parameters)
+        except sqlite3.Error as error:
+            # As SQLAlchemy would raise it, so the store's error mapping applies unchanged.
+            raise exc.DBAPIError.instance(None, None, error, sqlite3.Error) from error
+    else:
+        send_many_later(raw.dbapi_connection, direct.sql, parameters)

@@ -81,7 +81,7 @@ class Recorder:
         from interlink.webhooks.outbound.state import outbound_state
 
         runtime, state = self.runtime, outbound_state(self.runtime)
-        async with runtime.db.transaction() as conn:
+        async with runtime.db.transaction(inline=True) as conn:
             for ctx, plan, _ in group:
                 await write_plan(runtime, state, conn, plan)
                 await ctx.complete_in(conn)

@@ -84,7 +84,7 @@ class MessageWriter:
 
         runtime, state = self.runtime, outbound_state(self.runtime)
         batch = [item for item in batch if not item[1].done()]  # cancelled by the client
-        async with runtime.db.transaction() as conn:
+        async with runtime.db.transaction(inline=True) as conn:
             verdicts = await check_payloads(
                 conn, state.validators, [(req.event_type, req.payload) for req, _ in batch]
             )
