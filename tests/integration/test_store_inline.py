@@ -8,7 +8,6 @@ import asyncio
 import sqlite3
 import threading
 import time
-from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -18,31 +17,9 @@ from interlink.store.database import StoreRejected, pipelined
 from interlink.store.direct import write_many
 from interlink.store.schema import jobs
 from interlink.store.sqlite_driver import raw_connection
-from interlink.store.types import utcnow
+from tests.integration.store_support import job_ids, job_row
 
 _INSERT = pipelined(jobs.insert())
-
-
-def _job(job_id: str, key: str | None = None) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "id": job_id,
-        "kind": "test.noop",
-        "tenant_id": None,
-        "payload": {"n": job_id},
-        "status": "queued",
-        "run_at": now,
-        "attempts": 0,
-        "max_attempts": 3,
-        "idempotency_key": key,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-async def _ids(runtime: Runtime) -> list[str]:
-    async with runtime.db.transaction() as conn:
-        return list((await conn.execute(select(jobs.c.id).order_by(jobs.c.id))).scalars())
 
 
 async def _thread_of_statements(runtime: Runtime, *, inline: bool) -> int:
@@ -58,11 +35,11 @@ async def _thread_of_statements(runtime: Runtime, *, inline: bool) -> int:
 
 async def test_an_inline_transaction_commits_what_it_wrote(runtime: Runtime) -> None:
     async with runtime.db.transaction(inline=True) as conn:
-        await conn.execute(_INSERT, [_job("job_a")])
-        await write_many(conn, _INSERT, [_job("job_b"), _job("job_c")])
+        await conn.execute(_INSERT, [job_row("job_a")])
+        await write_many(conn, _INSERT, [job_row("job_b"), job_row("job_c")])
         seen = (await conn.execute(select(jobs.c.id).order_by(jobs.c.id))).scalars().all()
         assert seen == ["job_a", "job_b", "job_c"]
-    assert await _ids(runtime) == ["job_a", "job_b", "job_c"]
+    assert await job_ids(runtime) == ["job_a", "job_b", "job_c"]
     if not runtime.db.is_postgres:
         assert await _thread_of_statements(runtime, inline=True) == threading.get_ident()
         assert await _thread_of_statements(runtime, inline=False) != threading.get_ident()
@@ -71,22 +48,22 @@ async def test_an_inline_transaction_commits_what_it_wrote(runtime: Runtime) -> 
 async def test_a_failed_statement_fails_at_once_and_nothing_is_kept(runtime: Runtime) -> None:
     with pytest.raises(StoreRejected):
         async with runtime.db.transaction(inline=True) as conn:
-            await write_many(conn, _INSERT, [_job("job_a", key="same")])
-            await write_many(conn, _INSERT, [_job("job_b", key="same")])  # breaks the key
+            await write_many(conn, _INSERT, [job_row("job_a", key="same")])
+            await write_many(conn, _INSERT, [job_row("job_b", key="same")])  # breaks the key
             raise AssertionError("the second write must raise")
     with pytest.raises(RuntimeError, match="changed my mind"):
         async with runtime.db.transaction(inline=True) as conn:
-            await conn.execute(_INSERT, [_job("job_c")])
+            await conn.execute(_INSERT, [job_row("job_c")])
             raise RuntimeError("changed my mind")
-    assert await _ids(runtime) == []
+    assert await job_ids(runtime) == []
     # Both ways of running a transaction work afterwards, in either order.
     async with runtime.db.transaction(inline=True) as conn:
-        await write_many(conn, _INSERT, [_job("job_d", key="same")])
+        await write_many(conn, _INSERT, [job_row("job_d", key="same")])
     async with runtime.db.transaction() as conn:
-        await write_many(conn, _INSERT, [_job("job_e")])
+        await write_many(conn, _INSERT, [job_row("job_e")])
     async with runtime.db.transaction(inline=True) as conn:
-        await conn.execute(_INSERT, [_job("job_f")])
-    assert await _ids(runtime) == ["job_d", "job_e", "job_f"]
+        await conn.execute(_INSERT, [job_row("job_f")])
+    assert await job_ids(runtime) == ["job_d", "job_e", "job_f"]
 
 
 def _hold_write_lock(path: str, seconds: float, held: threading.Event) -> None:
@@ -125,11 +102,11 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_holding_the_loo
         ticker = asyncio.create_task(tick())
         started = time.monotonic()
         async with runtime.db.transaction(inline=True) as conn:
-            await write_many(conn, _INSERT, [_job("job_a")])
+            await write_many(conn, _INSERT, [job_row("job_a")])
         waited = time.monotonic() - started
         ticker.cancel()
         await asyncio.to_thread(holder.join)
-        assert await _ids(runtime) == ["job_a"]
+        assert await job_ids(runtime) == ["job_a"]
         assert waited >= seconds * 0.5  # it did wait for the lock
         # The loop went on meanwhile: a tick every 5 ms (well under half of them on a busy
         # machine would still show that the wait did not hold the loop).

@@ -14,6 +14,7 @@ from interlink.store.database import StoreRejected, pipelined
 from interlink.store.direct import write_many
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
+from tests.integration.store_support import job_ids, job_row
 
 _INSERT = pipelined(jobs.insert())
 _SET_STATUS = pipelined(
@@ -23,36 +24,14 @@ _SET_STATUS = pipelined(
 )
 
 
-def _job(job_id: str, key: str | None = None) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "id": job_id,
-        "kind": "test.noop",
-        "tenant_id": None,
-        "payload": {"n": job_id},
-        "status": "queued",
-        "run_at": now,
-        "attempts": 0,
-        "max_attempts": 3,
-        "idempotency_key": key,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-async def _ids(runtime: Runtime) -> list[str]:
-    async with runtime.db.transaction() as conn:
-        return list((await conn.execute(select(jobs.c.id).order_by(jobs.c.id))).scalars())
-
-
 async def test_pipelined_writes_commit_like_any_other(runtime: Runtime) -> None:
     async with runtime.db.transaction() as conn:
-        await conn.execute(_INSERT, [_job("job_a"), _job("job_b")])
-        await conn.execute(_INSERT, [_job("job_c")])
+        await conn.execute(_INSERT, [job_row("job_a"), job_row("job_b")])
+        await conn.execute(_INSERT, [job_row("job_c")])
         # A statement that is waited for sees what was sent before it.
         seen = (await conn.execute(select(jobs.c.id).order_by(jobs.c.id))).scalars().all()
         assert seen == ["job_a", "job_b", "job_c"]
-    assert await _ids(runtime) == ["job_a", "job_b", "job_c"]
+    assert await job_ids(runtime) == ["job_a", "job_b", "job_c"]
 
 
 async def _pipelined(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -78,14 +57,14 @@ async def test_a_failed_unwaited_write_fails_the_commit_and_nothing_is_kept(
 ) -> None:
     with pytest.raises(StoreRejected):
         async with runtime.db.transaction() as conn:
-            await write(conn, [_job("job_a", key="same")])
-            await write(conn, [_job("job_b", key="same")])  # breaks the unique key
-            await write(conn, [_job("job_c")])  # sent after the failure: never runs
-    assert await _ids(runtime) == []
+            await write(conn, [job_row("job_a", key="same")])
+            await write(conn, [job_row("job_b", key="same")])  # breaks the unique key
+            await write(conn, [job_row("job_c")])  # sent after the failure: never runs
+    assert await job_ids(runtime) == []
     # The failure is forgotten with the rollback: the next transaction works as usual.
     async with runtime.db.transaction() as conn:
-        await write(conn, [_job("job_d", key="same")])
-    assert await _ids(runtime) == ["job_d"]
+        await write(conn, [job_row("job_d", key="same")])
+    assert await job_ids(runtime) == ["job_d"]
 
 
 async def test_a_failed_unwaited_write_surfaces_at_the_next_awaited_statement(
@@ -93,17 +72,17 @@ async def test_a_failed_unwaited_write_surfaces_at_the_next_awaited_statement(
 ) -> None:
     with pytest.raises(StoreRejected):
         async with runtime.db.transaction() as conn:
-            await write(conn, [_job("job_a"), _job("job_a")])  # the same id twice
+            await write(conn, [job_row("job_a"), job_row("job_a")])  # the same id twice
             await conn.execute(select(jobs.c.id))
             raise AssertionError("the select must raise the insert's failure")
-    assert await _ids(runtime) == []
+    assert await job_ids(runtime) == []
 
 
 async def test_write_many_stores_rows_as_sqlalchemy_does(runtime: Runtime) -> None:
     async with runtime.db.transaction() as conn:
-        await conn.execute(_INSERT, [_job("job_a")])
-        written = _job("job_c")
-        await write_many(conn, _INSERT, [_job("job_b"), written])
+        await conn.execute(_INSERT, [job_row("job_a")])
+        written = job_row("job_c")
+        await write_many(conn, _INSERT, [job_row("job_b"), written])
         await write_many(conn, _INSERT, [])
         finished = utcnow()
         changes = [{"b_id": "job_b", "b_status": "succeeded", "b_at": finished}]
@@ -126,7 +105,7 @@ async def test_write_many_begins_a_transaction_the_caller_can_still_roll_back(
     runtime: Runtime,
 ) -> None:
     async with runtime.db.connection() as conn:
-        await write_many(conn, _INSERT, [_job("job_a")])
+        await write_many(conn, _INSERT, [job_row("job_a")])
         assert conn.in_transaction()
         await conn.rollback()
-    assert await _ids(runtime) == []
+    assert await job_ids(runtime) == []

@@ -198,11 +198,12 @@ async def write_many(
     the columns of the first row, as SQLAlchemy would), the rows are bound in plain Python and
     the statement is queued to the connection's thread without waiting, like a pipelined one
     (``store.database.pipelined``): its error, if any, comes out of the next statement that is
-    waited for, or the commit. Under the outbound benchmark's load SQLAlchemy's processing of
-    each row's parameters was about a tenth of the server's CPU (sampled), and with this the
-    server spent 283 and 300 µs per message instead of 331 and 337 (two alternating pairs).
-    Elsewhere, for an empty ``rows`` and on a connection not yet in a transaction, it is
-    ``conn.execute``.
+    waited for, or the commit. In an ``INLINE`` transaction (``Database.transaction(inline=
+    True)``) it runs at once on the calling thread instead, and its error comes out of this
+    call. Under the outbound benchmark's load SQLAlchemy's processing of each row's parameters
+    was about a tenth of the server's CPU (sampled), and with this the server spent 283 and 300
+    µs per message instead of 331 and 337 (two alternating pairs). Elsewhere, for an empty
+    ``rows`` and on a connection not yet in a transaction, it is ``conn.execute``.
     """
     if not rows:
         return
