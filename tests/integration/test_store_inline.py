@@ -66,12 +66,13 @@ async def test_a_failed_statement_fails_at_once_and_nothing_is_kept(runtime: Run
     assert await job_ids(runtime) == ["job_d", "job_e", "job_f"]
 
 
-def _hold_write_lock(path: str, seconds: float, held: threading.Event) -> None:
+def _hold_write_lock(path: str, seconds: float, held: threading.Event, times: list[float]) -> None:
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
         held.set()
         time.sleep(seconds)
+        times.append(time.monotonic())  # from here on the lock may be free
         other.execute("COMMIT")
     finally:
         other.close()
@@ -87,8 +88,9 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_holding_the_loo
     await runtime.start(migrate_schema=True)
     try:
         held = threading.Event()
+        released: list[float] = []
         path = sqlite_url.split(":///", 1)[1]
-        holder = threading.Thread(target=_hold_write_lock, args=(path, seconds, held))
+        holder = threading.Thread(target=_hold_write_lock, args=(path, seconds, held, released))
         holder.start()
         assert await asyncio.to_thread(held.wait, 5)
         ticks = 0
@@ -103,13 +105,13 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_holding_the_loo
         started = time.monotonic()
         async with runtime.db.transaction(inline=True) as conn:
             await write_many(conn, _INSERT, [job_row("job_a")])
-        waited = time.monotonic() - started
+        finished = time.monotonic()
         ticker.cancel()
         await asyncio.to_thread(holder.join)
         assert await job_ids(runtime) == ["job_a"]
-        assert waited >= seconds * 0.5  # it did wait for the lock
-        # The loop went on meanwhile: a tick every 5 ms (well under half of them on a busy
-        # machine would still show that the wait did not hold the loop).
-        assert ticks >= seconds / 0.005 * 0.3
+        assert finished >= released[0]  # it waited for the lock
+        # The loop went on meanwhile: a tick every 5 ms while the lock was held (well under
+        # half of them, on a busy machine, still shows that the wait did not hold the loop).
+        assert ticks >= (released[0] - started) / 0.005 * 0.3
     finally:
         await runtime.close()
