@@ -1,7 +1,10 @@
-"""Rows and reads shared by the store's transaction tests (pipelined, inline)."""
+"""Rows, reads and a held lock shared by the store's transaction tests."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -33,3 +36,16 @@ async def job_ids(runtime: Runtime) -> list[str]:
     """The ids of every stored job, in order."""
     async with runtime.db.transaction() as conn:
         return list((await conn.execute(select(jobs.c.id).order_by(jobs.c.id))).scalars())
+
+
+@contextlib.contextmanager
+def write_lock_taken(sqlite_url: str) -> Iterator[sqlite3.Connection]:
+    """Another connection to the store's file, holding its write lock until it commits."""
+    other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield other
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +19,7 @@ from interlink.store.schema import events
 from interlink.store.sqlite_driver import BUSY_TIMEOUT_MS
 from interlink.store.types import UTCDateTime, sqlite_utc_text
 from tests.conftest import make_settings
+from tests.integration.store_support import write_lock_taken
 
 
 @pytest.fixture
@@ -161,19 +160,6 @@ def _insert_noting_the_thread(
     return ran_on, work
 
 
-@contextlib.contextmanager
-def _write_lock_taken(sqlite_url: str) -> Iterator[sqlite3.Connection]:
-    """Another connection to the store's file, holding its write lock until it commits."""
-    other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        yield other
-    finally:
-        if other.in_transaction:
-            other.execute("ROLLBACK")
-        other.close()
-
-
 async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
     runtime: Runtime, sqlite_url: str
 ) -> None:
@@ -188,7 +174,7 @@ async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
             ticks += 1
 
     # Held for 20 ms, as the checkpoint thread or another process may hold it now and then.
-    with _write_lock_taken(sqlite_url) as other:
+    with write_lock_taken(sqlite_url) as other:
         ticker = asyncio.create_task(tick())
         try:
             asyncio.get_running_loop().call_later(0.02, other.execute, "COMMIT")
@@ -213,7 +199,7 @@ async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
     ran_on, work = _insert_noting_the_thread(runtime, "evt_after_the_lock")
 
     # Another process's connection, as `interlink` commands or a second server would hold it.
-    with _write_lock_taken(sqlite_url) as other:
+    with write_lock_taken(sqlite_url) as other:
         waiting = asyncio.create_task(run_transaction(runtime.db, work))
         started = time.monotonic()
         for _ in range(20):

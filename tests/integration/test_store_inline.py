@@ -5,7 +5,6 @@ transaction; on PostgreSQL the flag changes nothing."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 
@@ -17,7 +16,7 @@ from interlink.store.database import StoreRejected, pipelined
 from interlink.store.direct import write_many
 from interlink.store.schema import jobs
 from interlink.store.sqlite_driver import raw_connection
-from tests.integration.store_support import job_ids, job_row
+from tests.integration.store_support import job_ids, job_row, write_lock_taken
 
 _INSERT = pipelined(jobs.insert())
 
@@ -66,18 +65,6 @@ async def test_a_failed_statement_fails_at_once_and_nothing_is_kept(runtime: Run
     assert await job_ids(runtime) == ["job_d", "job_e", "job_f"]
 
 
-def _hold_write_lock(path: str, seconds: float, held: threading.Event, times: list[float]) -> None:
-    other = sqlite3.connect(path, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        held.set()
-        time.sleep(seconds)
-        times.append(time.monotonic())  # from here on the lock may be free
-        other.execute("COMMIT")
-    finally:
-        other.close()
-
-
 @pytest.mark.parametrize("seconds", [0.02, 0.4], ids=["briefly", "long"])
 async def test_a_write_lock_held_elsewhere_is_waited_for_without_holding_the_loop(
     sqlite_url: str, seconds: float
@@ -87,12 +74,6 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_holding_the_loo
     runtime = Runtime(make_settings(sqlite_url), capabilities=[])
     await runtime.start(migrate_schema=True)
     try:
-        held = threading.Event()
-        released: list[float] = []
-        path = sqlite_url.split(":///", 1)[1]
-        holder = threading.Thread(target=_hold_write_lock, args=(path, seconds, held, released))
-        holder.start()
-        assert await asyncio.to_thread(held.wait, 5)
         ticks = 0
 
         async def tick() -> None:
@@ -101,17 +82,21 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_holding_the_loo
                 await asyncio.sleep(0.005)
                 ticks += 1
 
-        ticker = asyncio.create_task(tick())
-        started = time.monotonic()
-        async with runtime.db.transaction(inline=True) as conn:
-            await write_many(conn, _INSERT, [job_row("job_a")])
-        finished = time.monotonic()
-        ticker.cancel()
-        await asyncio.to_thread(holder.join)
+        with write_lock_taken(sqlite_url) as other:
+            ticker = asyncio.create_task(tick())
+            try:
+                # Released by the loop itself: a wait that held the loop would never end.
+                asyncio.get_running_loop().call_later(seconds, other.execute, "COMMIT")
+                started = time.monotonic()
+                async with runtime.db.transaction(inline=True) as conn:
+                    await write_many(conn, _INSERT, [job_row("job_a")])
+                waited = time.monotonic() - started
+            finally:
+                ticker.cancel()
         assert await job_ids(runtime) == ["job_a"]
-        assert finished >= released[0]  # it waited for the lock
-        # The loop went on meanwhile: a tick every 5 ms while the lock was held (well under
-        # half of them, on a busy machine, still shows that the wait did not hold the loop).
-        assert ticks >= (released[0] - started) / 0.005 * 0.3
+        assert seconds * 0.9 <= waited < 5
+        # A tick every 5 ms meanwhile (well under half of them, on a busy machine, still shows
+        # that the wait did not hold the loop).
+        assert ticks >= seconds / 0.005 * 0.3
     finally:
         await runtime.close()
