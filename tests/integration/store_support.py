@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -49,3 +51,28 @@ def write_lock_taken(sqlite_url: str) -> Iterator[sqlite3.Connection]:
         if other.in_transaction:
             other.execute("ROLLBACK")
         other.close()
+
+
+@dataclass
+class Ticks:
+    """How often a task on the loop woke up."""
+
+    count: int = 0
+
+
+@contextlib.asynccontextmanager
+async def ticking(interval: float) -> AsyncIterator[Ticks]:
+    """Counts, for the block's length, the wake-ups of a task sleeping ``interval`` each time:
+    how much the loop ran other work meanwhile."""
+    ticks = Ticks()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            ticks.count += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield ticks
+    finally:
+        ticker.cancel()

@@ -20,14 +20,6 @@ BIG = bytes(range(256)) * 4096  # 1 MiB
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
     path = scope["path"]
     body = b""
     more = True
@@ -82,6 +74,7 @@ async def server() -> AsyncIterator[str]:
     config = server_config(app, host="127.0.0.1", port=port)
     assert config.http is HttpProtocol  # what `interlink serve` runs
     config.http = CountingProtocol
+    config.lifespan = "off"  # this app has no start-up or shutdown of its own
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -19,7 +19,7 @@ from interlink.store.schema import events
 from interlink.store.sqlite_driver import BUSY_TIMEOUT_MS
 from interlink.store.types import UTCDateTime, sqlite_utc_text
 from tests.conftest import make_settings
-from tests.integration.store_support import write_lock_taken
+from tests.integration.store_support import ticking, write_lock_taken
 
 
 @pytest.fixture
@@ -165,27 +165,16 @@ async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
 ) -> None:
     ran_on, work = _insert_noting_the_thread(runtime, "evt_after_a_short_wait")
 
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0)
-            ticks += 1
-
     # Held for 20 ms, as the checkpoint thread or another process may hold it now and then.
     with write_lock_taken(sqlite_url) as other:
-        ticker = asyncio.create_task(tick())
-        try:
+        async with ticking(0) as ticks:
             asyncio.get_running_loop().call_later(0.02, other.execute, "COMMIT")
             started = time.monotonic()
             await asyncio.wait_for(run_transaction(runtime.db, work), 10)
             waited = time.monotonic() - started
-        finally:
-            ticker.cancel()
     assert ran_on == [threading.get_ident()]  # once, on the loop's thread, after the wait
     assert 0.015 < waited < 1.0
-    assert ticks > 10  # the loop went on running other tasks meanwhile
+    assert ticks.count > 10  # the loop went on running other tasks meanwhile
     async with runtime.db.transaction() as conn:
         ids = (await conn.execute(select(events.c.id))).scalars().all()
         timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()

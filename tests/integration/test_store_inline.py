@@ -16,7 +16,7 @@ from interlink.store.database import StoreRejected, pipelined
 from interlink.store.direct import write_many
 from interlink.store.schema import jobs
 from interlink.store.sqlite_driver import raw_connection
-from tests.integration.store_support import job_ids, job_row, write_lock_taken
+from tests.integration.store_support import job_ids, job_row, ticking, write_lock_taken
 
 _INSERT = pipelined(jobs.insert())
 
@@ -74,29 +74,18 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_holding_the_loo
     runtime = Runtime(make_settings(sqlite_url), capabilities=[])
     await runtime.start(migrate_schema=True)
     try:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.005)
-                ticks += 1
-
         with write_lock_taken(sqlite_url) as other:
-            ticker = asyncio.create_task(tick())
-            try:
+            async with ticking(0.005) as ticks:
                 # Released by the loop itself: a wait that held the loop would never end.
                 asyncio.get_running_loop().call_later(seconds, other.execute, "COMMIT")
                 started = time.monotonic()
                 async with runtime.db.transaction(inline=True) as conn:
                     await write_many(conn, _INSERT, [job_row("job_a")])
                 waited = time.monotonic() - started
-            finally:
-                ticker.cancel()
         assert await job_ids(runtime) == ["job_a"]
         assert seconds * 0.9 <= waited < 5
         # A tick every 5 ms meanwhile (well under half of them, on a busy machine, still shows
         # that the wait did not hold the loop).
-        assert ticks >= seconds / 0.005 * 0.3
+        assert ticks.count >= seconds / 0.005 * 0.3
     finally:
         await runtime.close()

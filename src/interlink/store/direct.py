@@ -43,11 +43,10 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from interlink.store.sqlite_driver import (
-    BUSY_TIMEOUT_MS,
     LOCK_PAUSE,
     LOCK_TRIES,
+    begin_without_waiting,
     inline_transaction,
-    locked_out,
     raw_connection,
     run_inline,
     run_on_thread,
@@ -126,6 +125,11 @@ def _in_transaction(
     connection: sqlite3.Connection, work: Callable[..., _T], args: tuple[Any, ...]
 ) -> _T:
     connection.execute("BEGIN IMMEDIATE")
+    return _begun(connection, work, args)
+
+
+def _begun(connection: sqlite3.Connection, work: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+    """``work`` and the commit of the transaction ``connection`` has begun, or the rollback."""
     try:
         result = work(DirectTransaction(connection), *args)
         connection.execute("COMMIT")
@@ -134,26 +138,6 @@ def _in_transaction(
             connection.execute("ROLLBACK")
         raise
     return result
-
-
-class _LockTaken(Exception):
-    """Another connection holds the write lock: the transaction must wait on the thread."""
-
-
-def _without_waiting(
-    connection: sqlite3.Connection, work: Callable[..., _T], args: tuple[Any, ...]
-) -> _T:
-    """The transaction on the calling thread, provided the write lock is free: any wait for it
-    raises :class:`_LockTaken` instead (and nothing is written)."""
-    connection.execute("PRAGMA busy_timeout=0")
-    try:
-        return _in_transaction(connection, work, args)
-    except sqlite3.OperationalError as error:
-        if locked_out(error):
-            raise _LockTaken from error
-        raise
-    finally:
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 async def run_transaction(db: Database, work: Callable[..., _T], *args: Any) -> _T:
@@ -170,10 +154,8 @@ async def run_transaction(db: Database, work: Callable[..., _T], *args: Any) -> 
                 if attempt:
                     await asyncio.sleep(LOCK_PAUSE)
                 async with trips:  # nothing of the connection's is running on its thread
-                    try:
-                        return _without_waiting(connection, work, args)
-                    except _LockTaken:
-                        pass
+                    if begin_without_waiting(connection):
+                        return _begun(connection, work, args)
             return await run_on_thread(raw.dbapi_connection, _in_transaction, work, args)
         except sqlite3.Error as error:
             # As SQLAlchemy would raise it, so the store's error mapping applies unchanged.

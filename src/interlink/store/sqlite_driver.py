@@ -50,8 +50,8 @@ __all__ = [
     "LOCK_TRIES",
     "PIPELINED",
     "SQLiteDialect_interlink",
+    "begin_without_waiting",
     "inline_transaction",
-    "locked_out",
     "raw_connection",
     "run_inline",
     "run_on_thread",
@@ -159,18 +159,18 @@ def _run(
         cursor.close()
 
 
-def locked_out(error: sqlite3.OperationalError) -> bool:
+def _locked_out(error: sqlite3.OperationalError) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED, with or without an extended code."""
     return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def _begin_without_waiting(connection: sqlite3.Connection) -> bool:
+def begin_without_waiting(connection: sqlite3.Connection) -> bool:
     """``BEGIN IMMEDIATE`` if the write lock is free at once; False (nothing begun) if not."""
     connection.execute("PRAGMA busy_timeout=0")
     try:
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as error:
-        if locked_out(error):
+        if _locked_out(error):
             return False
         raise
     finally:
@@ -278,7 +278,7 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             for attempt in range(LOCK_TRIES):
                 if attempt:
                     await_(asyncio.sleep(LOCK_PAUSE))
-                if _begin_without_waiting(connection._conn):
+                if begin_without_waiting(connection._conn):
                     break
             else:  # held for longer: wait for it on the connection's thread
                 await_(self._trip("BEGIN IMMEDIATE", None, many=False))

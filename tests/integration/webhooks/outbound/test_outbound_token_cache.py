@@ -12,37 +12,29 @@ from aiohttp import web
 
 from interlink.egress import AddressPolicy, EgressClient, parse_allow_list
 from interlink.webhooks.outbound.auth import AuthFailed, EndpointAuth, TokenCache
+from tests.integration.webhooks.outbound.outbound_support import Received, receiver
 
 
 class TokenEndpoint:
+    """Answers token requests slowly, as ``receiver``'s behaviour, and counts them."""
+
     def __init__(self) -> None:
         self.calls = 0
         self.fail = False
-        self.delay = 0.2
 
-    async def handle(self, request: web.Request) -> web.Response:
-        self.calls += 1
-        await request.read()
-        await asyncio.sleep(self.delay)
+    async def answer(self, _: Received, n: int) -> web.StreamResponse:
+        self.calls = n
+        await asyncio.sleep(0.2)
         if self.fail:
             return web.Response(status=503)
-        return web.json_response({"access_token": f"t{self.calls}", "expires_in": 3600})
+        return web.json_response({"access_token": f"t{n}", "expires_in": 3600})
 
 
 @pytest.fixture
 async def token_endpoint() -> AsyncIterator[tuple[TokenEndpoint, str]]:
     endpoint = TokenEndpoint()
-    app = web.Application()
-    app.router.add_post("/token", endpoint.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield endpoint, f"http://127.0.0.1:{port}/token"
-    finally:
-        await runner.cleanup()
+    async with receiver(endpoint.answer) as sink:
+        yield endpoint, f"http://127.0.0.1:{sink.port}/token"
 
 
 @pytest.fixture
