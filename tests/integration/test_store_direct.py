@@ -1,4 +1,5 @@
-"""Direct statements on SQLite write exactly what SQLAlchemy writes, in one transaction."""
+"""Direct statements write exactly what SQLAlchemy writes, in one transaction, on SQLite and
+on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from interlink.runtime import Runtime
-from interlink.store.database import StoreRejected
+from interlink.store.database import StoreRejected, StoreUnavailable
 from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction
 from interlink.store.schema import events
 from interlink.store.sqlite_driver import BUSY_TIMEOUT_MS
@@ -22,14 +24,32 @@ from tests.conftest import make_settings
 from tests.integration.store_support import ticking, write_lock_taken
 
 
-@pytest.fixture
-async def runtime(sqlite_url: str) -> Any:
-    rt = Runtime(make_settings(sqlite_url), capabilities=[])
+async def _started(url: str) -> Any:
+    rt = Runtime(make_settings(url), capabilities=[])
     await rt.start(migrate_schema=True)
     try:
         yield rt
     finally:
         await rt.close()
+
+
+@pytest.fixture
+async def runtime(sqlite_url: str) -> Any:
+    async for rt in _started(sqlite_url):
+        yield rt
+
+
+@pytest.fixture
+async def either(db_url: str) -> Any:
+    """A runtime on SQLite, then on PostgreSQL."""
+    async for rt in _started(db_url):
+        yield rt
+
+
+@pytest.fixture
+async def on_postgres(pg_url: str) -> Any:
+    async for rt in _started(pg_url):
+        yield rt
 
 
 @pytest.mark.parametrize(
@@ -79,7 +99,8 @@ def _event(event_id: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def test_rows_written_directly_read_back_as_written(runtime: Runtime) -> None:
+async def test_rows_written_directly_read_back_as_written(either: Runtime) -> None:
+    runtime = either
     insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
 
     def work(tx: DirectTransaction) -> str:
@@ -95,7 +116,8 @@ async def test_rows_written_directly_read_back_as_written(runtime: Runtime) -> N
         assert rows[0][key] == expected[key], key
 
 
-async def test_a_failing_transaction_leaves_nothing_behind(runtime: Runtime) -> None:
+async def test_a_failing_transaction_leaves_nothing_behind(either: Runtime) -> None:
+    runtime = either
     insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
 
     def work(tx: DirectTransaction) -> None:
@@ -119,7 +141,8 @@ async def test_a_failing_transaction_leaves_nothing_behind(runtime: Runtime) -> 
         assert (await conn.execute(select(events.c.id))).scalars().all() == ["evt_ok"]
 
 
-async def test_fetch_returns_every_rows_result_in_order(runtime: Runtime) -> None:
+async def test_fetch_returns_every_rows_result_in_order(either: Runtime) -> None:
+    runtime = either
     dialect = runtime.db.engine.dialect
     insert = DirectStatement.insert(events, list(_event("x")), dialect)
     lookup = DirectStatement.compile(
@@ -205,3 +228,47 @@ async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
         timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
     assert ids == ["evt_after_the_lock"]
     assert timeout == BUSY_TIMEOUT_MS
+
+
+async def test_a_notify_on_postgres_is_sent_at_the_commit_and_not_on_rollback(
+    on_postgres: Runtime, pg_url: str
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(pg_url)
+    try:
+        await listener.add_listener("il_direct_test", lambda *args: heard.put_nowait(args[2]))
+
+        def rolled_back(tx: DirectTransaction) -> None:
+            tx.notify("il_direct_test")
+            raise RuntimeError("not this one")
+
+        with pytest.raises(RuntimeError):
+            await run_transaction(on_postgres.db, rolled_back)
+        await run_transaction(on_postgres.db, lambda tx: tx.notify("il_direct_test"))
+        assert await asyncio.wait_for(heard.get(), 5) == "il_direct_test"
+        await asyncio.sleep(0.2)
+        assert heard.empty()  # the rolled-back transaction's notification never came
+    finally:
+        await listener.close()
+
+
+async def test_a_connection_lost_on_postgres_is_the_store_unavailable_and_is_replaced(
+    on_postgres: Runtime,
+) -> None:
+    dialect = on_postgres.db.engine.dialect
+    insert = DirectStatement.insert(events, list(_event("x")), dialect)
+    # The server ends the connection in the middle of the transaction, as a restart would.
+    end_own_backend = DirectStatement.compile(
+        select(func.pg_terminate_backend(func.pg_backend_pid())), dialect
+    )
+
+    def cut_off(tx: DirectTransaction) -> None:
+        tx.execute_many(insert, [_event("evt_cut_off")])
+        tx.fetch(end_own_backend, [{}])
+
+    with pytest.raises(StoreUnavailable):
+        await run_transaction(on_postgres.db, cut_off)
+    # The pool dropped that connection: the next transaction gets a working one.
+    await run_transaction(on_postgres.db, lambda tx: tx.execute_many(insert, [_event("evt_ok")]))
+    async with on_postgres.db.transaction() as conn:
+        assert (await conn.execute(select(events.c.id))).scalars().all() == ["evt_ok"]

@@ -83,7 +83,7 @@ class EventHead(NamedTuple):
 class DirectChooser(Protocol):
     """A subscriber that can make its choice of events (the relay's ``EventSubscriber.wanted``)
     cheaply, in the writer's own transaction, and also as plain Python and SQL in a
-    :class:`DirectTransaction` on SQLite: so that the relay can skim and the outbox settle
+    :class:`DirectTransaction`: so that the relay can skim (SQLite) and the outbox settle
     events as it writes them."""
 
     async def wanted(self, conn: AsyncConnection, heads: Sequence[EventHead]) -> Collection[int]:
@@ -104,8 +104,8 @@ class Outbox:
     """Emits events into the outbox table inside the caller's transaction.
 
     Once the process's relay has handed over its subscribers' choices (:meth:`settle_with`),
-    events that none of those subscribers takes are stored already relayed: on SQLite those
-    written through :meth:`settle` in a direct transaction, on PostgreSQL all those written by
+    events that none of those subscribers takes are stored already relayed: those written
+    through :meth:`settle` in a direct transaction, and on PostgreSQL also those written by
     :meth:`emit_many`. A ``request.completed`` or a ``webhook.received`` nobody is subscribed
     to then costs its insert, and nothing more; no pass of the relay reads it back to mark it.
     The choice is the one the relay would make, made in the same transaction as the insert,
@@ -201,14 +201,10 @@ class Outbox:
         """Write ``batch`` in a transaction of its own, for events that describe something
         already done rather than a change being committed (the proxy's buffered events).
 
-        On SQLite the insert runs in one trip to the connection's thread, without SQLAlchemy's
+        The insert is a direct statement (:func:`run_transaction`), without SQLAlchemy's
         per-row parameter processing, which cost about as much as the insert itself.
         """
         if not batch:
-            return
-        if self.db.is_postgres:
-            async with self.db.transaction() as conn:
-                await self.emit_many(conn, batch)
             return
         rows = self.rows(batch)
         if self._direct_insert is None:
@@ -223,6 +219,8 @@ class Outbox:
     ) -> bool:
         left = self.settle(tx, rows)
         tx.execute_many(statement, rows)
+        if left:
+            tx.notify(NOTIFY_CHANNEL)
         return left
 
     @staticmethod

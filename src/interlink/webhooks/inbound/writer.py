@@ -24,10 +24,10 @@ from typing import Any
 import structlog
 from sqlalchemy import Table, bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interlink.events.outbox import NOTIFY_CHANNEL as EVENTS_CHANNEL
 from interlink.events.outbox import Outbox, OutboxEvent
+from interlink.queue.jobs import NOTIFY_CHANNEL as JOBS_CHANNEL
 from interlink.queue.jobs import JobQueue
 from interlink.store.database import Database, StoreUnavailable
 from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction
@@ -44,7 +44,6 @@ from interlink.webhooks.inbound.tables import (
 __all__ = ["PROCESS_JOB", "GroupCommitWriter", "PendingRow", "WriteOutcome"]
 
 PROCESS_JOB = "inbound.process"
-_INSERT_EVENT = inbound_events.insert()
 log = structlog.get_logger("interlink.inbound.writer")
 
 
@@ -101,11 +100,7 @@ class GroupCommitWriter:
         self._pending: asyncio.Queue[PendingRow] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
-        self._upsert_statement = _upsert_statement(db.is_postgres)
-        self._sources_statement = _SOURCES.where(
-            inbound_sources.c.id.in_(bindparam("ids", expanding=True))
-        )
-        self._direct = None if db.is_postgres else _DirectWrites(db.engine.dialect, queue, outbox)
+        self._writes = _DirectWrites(db, queue, outbox)
 
     def start(self) -> None:
         """Start the writer tasks on the running loop."""
@@ -181,47 +176,26 @@ class GroupCommitWriter:
                 item.future.exception()  # the request may have gone away; do not warn
 
     async def _commit(self, batch: list[PendingRow]) -> list[WriteOutcome]:
-        if self._direct is not None:
-            outcomes, emitted, enqueued = await run_transaction(self._db, self._direct.write, batch)
-            if emitted:
-                self._outbox.wake()
-            if enqueued:
-                self._queue.wake()
-            return outcomes
-        async with self._db.transaction() as conn:
-            return await self._write(conn, batch)
-
-    async def _write(self, conn: AsyncConnection, batch: list[PendingRow]) -> list[WriteOutcome]:
-        outcomes: dict[int, WriteOutcome] = {}
-        groups = _accepted_groups(batch)
-        events: list[OutboxEvent] = []
-        if groups:
-            ids = sorted({source_id for source_id, _ in groups})
-            found = await conn.execute(self._sources_statement, {"ids": ids})
-            sources = {row["id"]: dict(row) for row in found.mappings()}
-            rows = _rows_to_store(batch, groups, sources)
-            result = await conn.execute(self._upsert_statement, rows)
-            stored = {(row[1], row[2]): (row[0], int(row[3])) for row in result.all()}
-            events, jobs = _settle(batch, groups, sources, stored, outcomes)
-            await self._queue.enqueue_many(conn, jobs)
-        rejected, failed = _rejected(batch, outcomes)
-        if rejected:
-            await conn.execute(_INSERT_EVENT, rejected)
-        await self._outbox.emit_many(conn, [*events, *failed])
-        return [outcomes[index] for index in range(len(batch))]
+        outcomes, emitted, enqueued = await run_transaction(self._db, self._writes.write, batch)
+        if emitted:
+            self._outbox.wake()
+        if enqueued:
+            self._queue.wake()
+        return outcomes
 
 
 class _DirectWrites:
-    """The writer's transaction on SQLite, run in one trip to the connection's thread
-    (:func:`run_transaction`): the same steps as ``GroupCommitWriter._write``, without
+    """The writer's transaction, as plain Python and direct statements (:func:`run_transaction`:
+    on SQLite one trip to the connection, on PostgreSQL a round trip per statement), without
     SQLAlchemy's per-statement cost."""
 
-    def __init__(self, dialect: Dialect, queue: JobQueue, outbox: Outbox) -> None:
-        self._dialect = dialect
+    def __init__(self, db: Database, queue: JobQueue, outbox: Outbox) -> None:
+        self._dialect = db.engine.dialect
+        self._postgres = db.is_postgres
         self._queue = queue
         self._outbox = outbox
         self._sources = DirectStatement.compile(
-            _SOURCES.where(inbound_sources.c.id == bindparam("id")), dialect
+            _SOURCES.where(inbound_sources.c.id == bindparam("id")), self._dialect
         )
         self._compiled: dict[tuple[Any, ...], DirectStatement] = {}
 
@@ -250,6 +224,10 @@ class _DirectWrites:
                             (jobs_table, job_rows)):  # fmt: skip
             if rows:
                 tx.execute_many(self._statement(table, rows[0]), rows)
+        if for_relay:
+            tx.notify(EVENTS_CHANNEL)
+        if job_rows:
+            tx.notify(JOBS_CHANNEL)
         return [outcomes[index] for index in range(len(batch))], for_relay, bool(job_rows)
 
     def _statement(
@@ -261,7 +239,9 @@ class _DirectWrites:
         if statement is None:
             if upsert:
                 values: dict[str, Any] = {column: bindparam(column) for column in row}
-                statement = DirectStatement.compile(_upsert_statement(False, values), self._dialect)
+                statement = DirectStatement.compile(
+                    _upsert_statement(self._postgres, values), self._dialect
+                )
             else:
                 statement = DirectStatement.insert(table, list(row), self._dialect)
             self._compiled[key] = statement
@@ -364,14 +344,10 @@ def _needs_job(source: dict[str, Any] | None) -> bool:
     return source is not None and bool(source["routed"] or source["connection_id"])
 
 
-def _upsert_statement(is_postgres: bool, values: dict[str, Any] | None = None) -> Any:
-    """``INSERT ... ON CONFLICT (source_id, dedupe_key)`` raising the original's ``seen_count``.
-
-    Built once per writer: building ``excluded`` copies the table's columns every time.
-    """
+def _upsert_statement(is_postgres: bool, values: dict[str, Any]) -> Any:
+    """``INSERT ... ON CONFLICT (source_id, dedupe_key)`` raising the original's ``seen_count``."""
     statement = (postgresql.insert if is_postgres else sqlite.insert)(inbound_events)
-    if values is not None:
-        statement = statement.values(values)
+    statement = statement.values(values)
     return statement.on_conflict_do_update(
         index_elements=[inbound_events.c.source_id, inbound_events.c.dedupe_key],
         set_={

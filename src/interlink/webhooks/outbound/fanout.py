@@ -58,15 +58,18 @@ class EventFanout:
         return chosen
 
     def wanted_direct(self, tx: DirectTransaction, heads: Sequence[EventHead]) -> Collection[int]:
-        """:meth:`wanted` on SQLite's connection thread, for the relay's skim."""
+        """:meth:`wanted` in a direct transaction: the relay's skim and the writers' settling."""
         if self._direct_subscriptions is None:
             dialect = self.runtime.db.engine.dialect
             self._direct_subscriptions = DirectStatement.compile(_SUBSCRIPTIONS, dialect)
         chosen: list[int] = []
         for tenant_id, tenant_heads in _by_tenant(heads).items():
             rows = tx.fetch(self._direct_subscriptions, [{"tenant_id": tenant_id}])
-            # The column as SQLite hands it over: JSON text, which SQLAlchemy would decode.
-            types = _internal_types(orjson.loads(text) for (text,) in rows if text is not None)
+            # The column as the driver hands it over: JSON text on SQLite, which SQLAlchemy
+            # would decode; on PostgreSQL the connection's codec has decoded it (to a list).
+            types = _internal_types(
+                orjson.loads(value) if isinstance(value, str) else value for (value,) in rows
+            )
             chosen.extend(head.seq for head in tenant_heads if head.type in types)
         return chosen
 
