@@ -272,3 +272,33 @@ async def test_a_connection_lost_on_postgres_is_the_store_unavailable_and_is_rep
     await run_transaction(on_postgres.db, lambda tx: tx.execute_many(insert, [_event("evt_ok")]))
     async with on_postgres.db.transaction() as conn:
         assert (await conn.execute(select(events.c.id))).scalars().all() == ["evt_ok"]
+
+
+async def test_a_transaction_cancelled_midway_on_postgres_leaves_nothing_and_a_clean_pool(
+    on_postgres: Runtime,
+) -> None:
+    dialect = on_postgres.db.engine.dialect
+    insert = DirectStatement.insert(events, list(_event("x")), dialect)
+    sleep = DirectStatement.compile(select(func.pg_sleep(bindparam("seconds"))), dialect)
+
+    def slow(tx: DirectTransaction) -> None:
+        tx.execute_many(insert, [_event("evt_cancelled")])
+        tx.fetch(sleep, [{"seconds": 5}])
+
+    task = asyncio.create_task(run_transaction(on_postgres.db, slow))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    for _ in range(3):  # and again while it rolls back, as a shutdown that gives up may
+        await asyncio.sleep(0)
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Every connection the pool lends afterwards is outside any transaction: a later one
+    # commits, and the cancelled insert never does.
+    for n in range(3):
+        await run_transaction(
+            on_postgres.db, lambda tx, n=n: tx.execute_many(insert, [_event(f"evt_later_{n}")])
+        )
+    async with on_postgres.db.transaction() as conn:
+        ids = (await conn.execute(select(events.c.id).order_by(events.c.id))).scalars().all()
+    assert ids == ["evt_later_0", "evt_later_1", "evt_later_2"]

@@ -233,6 +233,11 @@ async def _run_on_postgres(db: Database, work: Callable[..., _T], args: tuple[An
                 raw.invalidate(error)  # the pool opens a new connection for the next caller
             # As SQLAlchemy would raise it, so the store's error mapping applies unchanged.
             raise _as_sqlalchemy_error(error, lost) from error
+        finally:
+            # Cancelled before its rollback could run: SQLAlchemy, which did not begin this
+            # transaction, would hand the connection on still inside it.
+            if not connection.is_closed() and connection.is_in_transaction():
+                raw.invalidate()
 
 
 # Errors after which the connection cannot be used again: it is gone, or the server is going.
