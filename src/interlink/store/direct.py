@@ -225,8 +225,17 @@ async def _run_on_postgres(db: Database, work: Callable[..., _T], args: tuple[An
         raw = await conn.get_raw_connection()
         connection: asyncpg.Connection = raw.driver_connection
         try:
-            async with connection.transaction():
-                return await greenlet_spawn(work, _PostgresTransaction(connection), *args)
+            # Plain statements: asyncpg's Transaction object cost another 60 µs of CPU a
+            # transaction here (207 against 145 µs around one statement, in a loop of 3,000).
+            await connection.execute("BEGIN")
+            try:
+                result = await greenlet_spawn(work, _PostgresTransaction(connection), *args)
+            except BaseException:
+                if not connection.is_closed() and connection.is_in_transaction():
+                    await connection.execute("ROLLBACK")
+                raise
+            await connection.execute("COMMIT")
+            return result
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             lost = connection.is_closed() or isinstance(error, _CONNECTION_ERRORS)
             if lost:
