@@ -4,9 +4,10 @@ on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,7 +25,8 @@ from tests.conftest import make_settings
 from tests.integration.store_support import ticking, write_lock_taken
 
 
-async def _started(url: str) -> Any:
+@contextlib.asynccontextmanager
+async def _started(url: str) -> AsyncIterator[Runtime]:
     rt = Runtime(make_settings(url), capabilities=[])
     await rt.start(migrate_schema=True)
     try:
@@ -34,21 +36,21 @@ async def _started(url: str) -> Any:
 
 
 @pytest.fixture
-async def runtime(sqlite_url: str) -> Any:
-    async for rt in _started(sqlite_url):
+async def runtime(sqlite_url: str) -> AsyncIterator[Runtime]:
+    async with _started(sqlite_url) as rt:
         yield rt
 
 
 @pytest.fixture
-async def either(db_url: str) -> Any:
+async def either(db_url: str) -> AsyncIterator[Runtime]:
     """A runtime on SQLite, then on PostgreSQL."""
-    async for rt in _started(db_url):
+    async with _started(db_url) as rt:
         yield rt
 
 
 @pytest.fixture
-async def on_postgres(pg_url: str) -> Any:
-    async for rt in _started(pg_url):
+async def on_postgres(pg_url: str) -> AsyncIterator[Runtime]:
+    async with _started(pg_url) as rt:
         yield rt
 
 
