@@ -73,7 +73,8 @@ class GroupCommitWriter:
         db: the store.
         queue: the job queue (processing jobs are enqueued in the same transaction).
         outbox: the outbox (``auth.failed`` events).
-        concurrency: batches in flight at once (1 on SQLite, where writers serialise anyway).
+        concurrency: batches in flight at once (the service runs one: on SQLite writers
+            serialise anyway, and on PostgreSQL more made smaller batches, not faster ones).
         max_batch: rows per transaction at most.
         max_pending: rows waiting at most; beyond it requests are refused at once (503).
         on_batch: called with each committed batch's size (metrics).
