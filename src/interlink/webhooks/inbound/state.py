@@ -92,9 +92,6 @@ def _build(runtime: Runtime) -> InboundState:
         runtime.db,
         runtime.queue,
         runtime.outbox,
-        # One writer on either store: on PostgreSQL four made smaller batches and used more
-        # CPU per webhook for the same throughput (docs/inbound-webhooks.md).
-        concurrency=1,
         on_batch=metrics.batch_size.observe,
     )
     policy = AddressPolicy(allow=parse_allow_list(runtime.settings.egress_allow))

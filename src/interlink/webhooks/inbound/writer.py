@@ -1,7 +1,7 @@
 """Group commit: concurrent ingest requests share one transaction, and each waits for it.
 
-A request hands its row to :meth:`GroupCommitWriter.submit` and awaits the outcome. Writer
-tasks take everything queued at that moment (up to ``max_batch``) and commit it in one
+A request hands its row to :meth:`GroupCommitWriter.submit` and awaits the outcome. The
+writer's task takes everything queued at that moment (up to ``max_batch``) and commits it in one
 transaction: accepted rows are inserted with ``ON CONFLICT (source_id, dedupe_key)`` raising the
 original's ``seen_count`` instead; each newly stored event gets its ``webhook.received`` event in
 the outbox and, when its source has destinations or belongs to a connection, an
@@ -67,14 +67,16 @@ class PendingRow:
 
 
 class GroupCommitWriter:
-    """Commits received events in batches shared by concurrent requests.
+    """Commits received events in batches shared by concurrent requests, one batch at a time.
+
+    One task, on either store: on SQLite writers serialise anyway, and on PostgreSQL four tasks
+    made smaller batches, each paying its statements, for no more webhooks a second
+    (``docs/inbound-webhooks.md``).
 
     Args:
         db: the store.
         queue: the job queue (processing jobs are enqueued in the same transaction).
         outbox: the outbox (``auth.failed`` events).
-        concurrency: batches in flight at once (the service runs one: on SQLite writers
-            serialise anyway, and on PostgreSQL more made smaller batches, not faster ones).
         max_batch: rows per transaction at most.
         max_pending: rows waiting at most; beyond it requests are refused at once (503).
         on_batch: called with each committed batch's size (metrics).
@@ -86,7 +88,6 @@ class GroupCommitWriter:
         queue: JobQueue,
         outbox: Outbox,
         *,
-        concurrency: int = 1,
         max_batch: int = 256,
         max_pending: int = 20_000,
         on_batch: Callable[[int], None] | None = None,
@@ -94,23 +95,19 @@ class GroupCommitWriter:
         self._db = db
         self._queue = queue
         self._outbox = outbox
-        self._concurrency = concurrency
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._on_batch = on_batch
         self._pending: asyncio.Queue[PendingRow] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._writes = _DirectWrites(db, queue, outbox)
 
     def start(self) -> None:
-        """Start the writer tasks on the running loop."""
+        """Start the writer's task on the running loop."""
         self._pending = asyncio.Queue()
         self._closed = False
-        self._tasks = [
-            asyncio.create_task(self._run(), name=f"inbound-writer-{n}")
-            for n in range(self._concurrency)
-        ]
+        self._task = asyncio.create_task(self._run(), name="inbound-writer")
 
     async def stop(self) -> None:
         """Refuse new rows, commit those already handed in, then stop."""
@@ -118,10 +115,10 @@ class GroupCommitWriter:
         if self._pending is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._pending.join(), timeout=10)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
     async def submit(self, pending: PendingRow) -> WriteOutcome:
         """Queue ``pending`` for the next batch and wait until it is committed.

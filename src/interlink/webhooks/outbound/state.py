@@ -131,9 +131,7 @@ def _build(runtime: Runtime) -> OutboundState:
         config=config,
         egress=egress,
         metrics=OutboundMetrics.register(runtime),
-        # One accepting writer on either store: on PostgreSQL four made smaller batches, each
-        # paying the transaction's statements, and fewer messages a second (docs).
-        writer=MessageWriter(runtime, concurrency=1),
+        writer=MessageWriter(runtime),
         recorder=Recorder(runtime, concurrency=4 if pg else 1),
     )
 

@@ -25,23 +25,24 @@ _Pending = tuple[MessageRequest, "asyncio.Future[tuple[dict[str, Any], bool]]"]
 
 
 class MessageWriter:
-    """Accepts messages for a runtime; :meth:`submit` returns once the message is committed."""
+    """Accepts messages for a runtime; :meth:`submit` returns once the message is committed.
 
-    def __init__(self, runtime: Runtime, *, concurrency: int, max_batch: int = 256) -> None:
+    One task writes one batch at a time, on either store: on PostgreSQL four tasks made smaller
+    batches, each paying the transaction's statements, and fewer messages a second
+    (``docs/outbound-webhooks.md``).
+    """
+
+    def __init__(self, runtime: Runtime, *, max_batch: int = 256) -> None:
         self.runtime = runtime
-        self.concurrency = concurrency
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
 
     async def submit(self, request: MessageRequest) -> tuple[dict[str, Any], bool]:
         """Store ``request``; returns ``(message row, created)``; raises PayloadRejected."""
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._tasks = [
-                asyncio.create_task(self._run(self._queue), name="outbound-writer")
-                for _ in range(self.concurrency)
-            ]
+            self._task = asyncio.create_task(self._run(self._queue), name="outbound-writer")
         future: asyncio.Future[tuple[dict[str, Any], bool]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -49,12 +50,11 @@ class MessageWriter:
         return await future
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks, self._queue = [], None
+                await self._task
+        self._task, self._queue = None, None
 
     async def _run(self, queue: asyncio.Queue[_Pending]) -> None:
         while True:
