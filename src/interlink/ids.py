@@ -1,7 +1,9 @@
 """Prefixed, time-ordered, unguessable identifiers (``ten_01J...``).
 
 An id is a prefix and 26 Crockford base32 characters: 48 bits of milliseconds then 80 random
-bits, so ids sort by creation time (cursors rely on it) and cannot be guessed.
+bits, so ids sort by creation time (cursors rely on it) and cannot be guessed. The first 10
+digits are the milliseconds (50 bits, the top two 0) and the last 16 the random bits, 5 to a
+digit.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ __all__ = ["PREFIXES", "new_id", "random_bytes"]
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Every pair of digits, indexed by the 10 bits it stands for.
 _PAIRS = [first + second for first in _ALPHABET for second in _ALPHABET]
-_SHIFTS = tuple(range(120, -1, -10))
+# A random byte to a digit by its low 5 bits: 256 is a multiple of 32, so each digit is as likely.
+_DIGIT_OF_BYTE = bytes(ord(_ALPHABET[byte & 31]) for byte in range(256))
 
 PREFIXES = frozenset(
     {
@@ -77,8 +80,29 @@ def random_bytes(count: int) -> bytes:
     return pool.data[start : start + count]
 
 
+class _Clock(threading.local):
+    """One thread's last millisecond and its 10 digits: ids made in the same millisecond
+    share them, and the digits are worked out once."""
+
+    def __init__(self) -> None:
+        self.millisecond = -1
+        self.digits = ""
+
+
+_clock = _Clock()
+
+
+def _time_digits(millisecond: int) -> str:
+    """The 10 digits of ``millisecond`` (50 bits, 5 pairs of 10)."""
+    return "".join([_PAIRS[(millisecond >> shift) & 1023] for shift in (40, 30, 20, 10, 0)])
+
+
 def new_id(prefix: str) -> str:
     """Return a new id such as ``ten_01JD3Q0Z8N6V6Q3X9T1W2Y4B5C``."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(random_bytes(10))
-    # 26 digits are 130 bits: 13 pairs of 10, the top two bits 0.
-    return f"{prefix}_{''.join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])}"
+    millisecond = int(time.time() * 1000)
+    clock = _clock
+    if millisecond != clock.millisecond:
+        clock.millisecond, clock.digits = millisecond, _time_digits(millisecond)
+    # 16 random digits of 5 bits: 80 random bits, as many as 10 random bytes hold.
+    random_digits = random_bytes(16).translate(_DIGIT_OF_BYTE).decode("ascii")
+    return f"{prefix}_{clock.digits}{random_digits}"

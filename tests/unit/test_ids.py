@@ -17,6 +17,21 @@ def test_ids_are_prefixed_unique_and_sort_by_time() -> None:
     assert all(first < other for other in later)
 
 
+def test_the_first_ten_digits_are_the_milliseconds_and_the_rest_spread_evenly() -> None:
+    before = int(time.time() * 1000)
+    made = [new_id("evt") for _ in range(4000)]
+    after = int(time.time() * 1000)
+    digits = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    for made_id in (made[0], made[-1]):
+        millisecond = 0
+        for digit in made_id[4:14]:
+            millisecond = millisecond * 32 + digits.index(digit)
+        assert before <= millisecond <= after
+    random_part = "".join(made_id[14:] for made_id in made)  # 64,000 digits, 2,000 of each
+    counts = [random_part.count(digit) for digit in digits]
+    assert min(counts) > 1700 and max(counts) < 2300
+
+
 def test_random_bytes_are_never_handed_out_twice_across_threads_or_a_fork() -> None:
     draws: list[bytes] = []
     lock = threading.Lock()

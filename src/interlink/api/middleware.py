@@ -14,7 +14,7 @@ import structlog
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from interlink.observability.metrics import Metrics, labelled
+from interlink.observability.metrics import Metrics
 
 __all__ = ["FastPaths", "RequestContextMiddleware"]
 
@@ -187,7 +187,5 @@ class FastPaths:
             await response(scope, _no_receive, send_wrapper)
         finally:
             method = scope["method"]
-            labelled(self.metrics.http_requests, method, route, str(status or 500)).inc()
-            labelled(self.metrics.http_latency, method, route).observe(
-                time.perf_counter() - started
-            )
+            self.metrics.http_requests.labels(method, route, str(status or 500)).inc()
+            self.metrics.http_latency.labels(method, route).observe(time.perf_counter() - started)

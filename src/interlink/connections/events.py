@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -28,19 +27,10 @@ if TYPE_CHECKING:
 
     from interlink.runtime import Runtime
 
-__all__ = ["BufferedEvent", "EventBuffer"]
+__all__ = ["EventBuffer"]
 
 log = structlog.get_logger("interlink.connections.events")
-
-
-@dataclass(frozen=True, slots=True)
-class BufferedEvent:
-    """One event waiting for the next flush."""
-
-    name: str
-    data: Mapping[str, Any]
-    tenant_id: str | None
-    subject: str | None
+COMPONENT = "connections"
 
 
 class EventBuffer:
@@ -63,7 +53,7 @@ class EventBuffer:
     ) -> None:
         self._runtime = runtime
         self.interval = interval
-        self._events: deque[BufferedEvent] = deque(maxlen=capacity)
+        self._events: deque[OutboxEvent] = deque(maxlen=capacity)
         self._dropped = dropped
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -79,7 +69,7 @@ class EventBuffer:
         """Queue event ``dev.interlink.<name>`` for the next flush (never blocks)."""
         if len(self._events) == self._events.maxlen and self._dropped is not None:
             self._dropped.inc()
-        self._events.append(BufferedEvent(name, data, tenant_id, subject))
+        self._events.append(OutboxEvent(name, data, tenant_id, COMPONENT, subject))
 
     def __len__(self) -> int:
         return len(self._events)
@@ -106,9 +96,7 @@ class EventBuffer:
         batch = list(self._events)
         self._events.clear()
         try:
-            await self._runtime.outbox.emit_alone(
-                [OutboxEvent(e.name, e.data, e.tenant_id, "connections", e.subject) for e in batch]
-            )
+            await self._runtime.outbox.emit_alone(batch)
         except Exception as error:
             # Put them back (oldest first) so that a short store outage loses nothing.
             self._events.extendleft(reversed(batch))

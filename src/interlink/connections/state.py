@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
 from interlink.connections.catalog import Catalog, Provider, load_catalog
 from interlink.connections.credentials import ConnectionView
@@ -33,6 +33,7 @@ from interlink.egress import (
     Timeouts,
     parse_allow_list,
 )
+from interlink.observability.metrics import LabelledCounter, LabelledHistogram
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
@@ -47,8 +48,8 @@ PROXY_TIMEOUTS = Timeouts(connect=5.0, read=60.0, total=120.0)
 class ConnectionsMetrics:
     """Prometheus metrics of connections and egress to providers."""
 
-    requests: Counter
-    duration: Histogram
+    requests: LabelledCounter
+    duration: LabelledHistogram
     refreshes: Counter
     breaker_state: Gauge
     events_dropped: Counter
@@ -57,17 +58,17 @@ class ConnectionsMetrics:
     def register(cls, runtime: Runtime) -> ConnectionsMetrics:
         registry = runtime.metrics.registry
         return cls(
-            requests=Counter(
+            requests=LabelledCounter(
                 "interlink_provider_requests",
                 "Calls to providers by provider and outcome (status class or error class)",
                 ["provider", "outcome"],
-                registry=registry,
+                registry,
             ),
-            duration=Histogram(
+            duration=LabelledHistogram(
                 "interlink_provider_request_duration_seconds",
                 "Time to the provider's response headers, retries included",
                 ["provider"],
-                registry=registry,
+                registry,
             ),
             refreshes=Counter(
                 "interlink_token_refreshes",

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from types import TracebackType
 from typing import Self
 
@@ -352,13 +352,10 @@ class EgressClient:
         caller must ``await upstream.aclose()`` in a ``finally``."""
         started = time.perf_counter()
         call = self._call(method, url, headers, body, timeouts, ssl_context, policy)
-
-        async def attempt(number: int) -> EgressStream:
-            return await self._open_stream(call)
-
         if policy is None or policy.retry is None or not call.replayable:
-            upstream = await attempt(1)
+            upstream = await self._open_stream(call)
         else:
+            attempt = partial(self._open_stream, call)
             upstream, attempts = await policy.retry.run(method, headers, attempt, _discard)
             upstream.attempts = attempts
         upstream.elapsed = time.perf_counter() - started
@@ -402,27 +399,31 @@ class EgressClient:
         key = call.host if target.is_default_port() else f"{call.host}:{target.port}"
         return self.breakers.get(key)
 
+    def _limited(self, call: _Call) -> bool:
+        """Whether the call takes a token from a rate limit."""
+        policy = call.policy
+        return policy is not None and bool(policy.rate_limit_key) and self.rate_limiter is not None
+
     async def _before_attempt(self, call: _Call) -> None:
         self.address_policy.check_literal_host(call.host)
-        policy = call.policy
-        if policy is not None and policy.rate_limit_key and self.rate_limiter is not None:
-            await self.rate_limiter.acquire(
-                policy.rate_limit_key,
-                max_wait=policy.max_rate_limit_wait,
-                limit=policy.rate_limit,
+        await self._take_token(call)
+
+    async def _take_token(self, call: _Call) -> None:
+        policy, limiter = call.policy, self.rate_limiter
+        if policy is not None and policy.rate_limit_key and limiter is not None:
+            await limiter.acquire(
+                policy.rate_limit_key, max_wait=policy.max_rate_limit_wait, limit=policy.rate_limit
             )
 
     async def _after_response(self, call: _Call, headers: CIMultiDictProxy[str]) -> None:
-        policy = call.policy
+        policy, limiter = call.policy, self.rate_limiter
         if (
             policy is not None
             and policy.rate_limit_key
             and policy.observe_rate_limit_headers
-            and self.rate_limiter is not None
+            and limiter is not None
         ):
-            await self.rate_limiter.observe_headers(
-                policy.rate_limit_key, headers, limit=policy.rate_limit
-            )
+            await limiter.observe_headers(policy.rate_limit_key, headers, limit=policy.rate_limit)
 
     async def _attempt(self, call: _Call, cap: int | None) -> EgressResponse:
         await self._before_attempt(call)
@@ -486,8 +487,13 @@ class EgressClient:
         response.close()  # too much left to drain: drop the connection instead
         return b"".join(chunks), True
 
-    async def _open_stream(self, call: _Call) -> EgressStream:
-        await self._before_attempt(call)
+    async def _open_stream(self, call: _Call, number: int = 1) -> EgressStream:
+        """One attempt at ``call`` (attempt ``number``, as the retry policy counts them)."""
+        # The limiter is awaited only when a limit applies: a coroutine costs more than checks.
+        self.address_policy.check_literal_host(call.host)
+        limited = self._limited(call)
+        if limited:
+            await self._take_token(call)
         breaker = self._breaker_for(call)
         permit = breaker.acquire() if breaker is not None else 0
         pool = self._pool or self._open_pool()
@@ -505,11 +511,12 @@ class EgressClient:
             raise
         if breaker is not None:
             breaker.record(permit, upstream.status >= 500)
-        try:
-            await self._after_response(call, upstream.headers)
-        except BaseException:
-            await upstream.aclose()
-            raise
+        if limited:
+            try:
+                await self._after_response(call, upstream.headers)
+            except BaseException:
+                await upstream.aclose()
+                raise
         return upstream
 
 

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import uvicorn
+
+from interlink.api.app import create_app
+from interlink.api.server import server_config
 from interlink.simulators import serve_simulator
 from tests.integration.connections.conn_support import running_hub
 
@@ -38,3 +49,47 @@ async def test_bodies_methods_and_provider_errors_pass_through(sqlite_url: str) 
                     answer = await app.get(path)
                     assert answer.status_code == 404
                     assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_answer_served_by_interlink_carries_one_date(sqlite_url: str) -> None:
+    """The provider dates its answer and so does the server; a second Date would make the
+    relayed header invalid, so the provider's is dropped (``proxy.support``)."""
+    async with serve_simulator("stripe", records=1) as sim:
+        async with running_hub(sqlite_url, {"stripe": sim.url}) as hub:
+            created = await hub.admin.post(
+                f"/v1/tenants/{hub.tenant_id}/connections",
+                json={"provider": "stripe", "auth_type": "api_key",
+                      "credentials": {"api_key": "sk_test_d"}},
+            )  # fmt: skip
+            async with _served(create_app(hub.runtime, run_workers=False)) as url:
+                headers = {"Authorization": f"Bearer {hub.key}"}
+                async with aiohttp.ClientSession(headers=headers) as session:
+                    async with session.get(f"{sim.url}/v1/balance") as direct:
+                        assert _dates(direct)  # the provider dates its answers (a 401 here)
+                    proxied_url = f"{url}/v1/proxy/{created.json()['id']}/v1/balance"
+                    async with session.get(proxied_url) as proxied:
+                        assert proxied.status == 200, await proxied.text()
+                        assert len(_dates(proxied)) == 1
+
+
+def _dates(answer: aiohttp.ClientResponse) -> list[bytes]:
+    return [value for name, value in answer.raw_headers if name.lower() == b"date"]
+
+
+@contextlib.asynccontextmanager
+async def _served(app: Any) -> AsyncIterator[str]:
+    """``app`` under uvicorn as ``interlink serve`` runs it (the runtime is already started)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = server_config(app, host="127.0.0.1", port=sock.getsockname()[1])
+    config.lifespan = "off"
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -30,7 +30,6 @@ from interlink.connections.proxy.support import (
 from interlink.connections.refresh import ConnectionUnusable, RefreshFailed, ensure_fresh, load_view
 from interlink.connections.state import ConnectionsState, connections_state
 from interlink.egress import EgressError, EgressStream, RateLimited, RequestPolicy
-from interlink.observability.metrics import labelled
 from interlink.vault import VaultError
 
 __all__ = ["PREFIX", "ProxyApp"]
@@ -207,8 +206,8 @@ def _record(
 ) -> None:
     status = upstream.status
     provider = view.provider_name
-    labelled(state.metrics.requests, provider, f"{status // 100}xx").inc()
-    labelled(state.metrics.duration, provider).observe(upstream.elapsed)
+    state.metrics.requests.labels(provider, f"{status // 100}xx").inc()
+    state.metrics.duration.labels(provider).observe(upstream.elapsed)
     state.passive_for(provider).add(status >= 500)
     data = {
         "method": method,

@@ -48,10 +48,16 @@ _HOP_BY_HOP = frozenset(
     }
 )  # fmt: skip
 _DROPPED_REQUEST = _HOP_BY_HOP | {b"authorization", b"cookie", b"host", b"content-length"}
-# Content-Length stays: the body is relayed byte for byte (still compressed if it was).
-_DROPPED_RESPONSE = _HOP_BY_HOP | {b"set-cookie"}
+# Content-Length stays: the body is relayed byte for byte (still compressed if it was). Date
+# goes: the server dates every answer it sends, and a second Date would make the header invalid
+# (RFC 9110 section 6.6.1 allows one).
+_DROPPED_RESPONSE = _HOP_BY_HOP | {b"set-cookie", b"date"}
 _DROPPED_TEXT = {name.decode() for name in _DROPPED_RESPONSE}
 MAX_REQUEST_BODY = 10 << 20
+# Callers send the same few header names again and again: what becomes of each is kept
+# (bounded; cleared when full).
+_FORWARDED_NAMES: dict[bytes, str | None] = {}
+_NAMES_KEPT = 4096
 # Callers repeat the same few paths: their templates are kept (bounded; cleared when full).
 _TEMPLATES: dict[str, str] = {}
 _TEMPLATES_KEPT = 4096
@@ -71,12 +77,28 @@ class ProxyProblem(Exception):
 def forwardable_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """The caller's headers minus hop-by-hop ones, its own credentials and Host."""
     headers: dict[str, str] = {}
+    names = _FORWARDED_NAMES
     for name, value in raw:
-        lowered = name.lower()
-        if lowered in _DROPPED_REQUEST or lowered.startswith(b"x-interlink-"):
-            continue
-        headers[name.decode("latin-1")] = value.decode("latin-1")
+        try:
+            text = names[name]
+        except KeyError:
+            text = _forwarded_name(name)
+        if text is not None:
+            headers[text] = value.decode("latin-1")
     return headers
+
+
+def _forwarded_name(name: bytes) -> str | None:
+    """The name ``name`` is forwarded under, or None for a header the proxy drops; kept."""
+    lowered = name.lower()
+    if lowered in _DROPPED_REQUEST or lowered.startswith(b"x-interlink-"):
+        text = None
+    else:
+        text = name.decode("latin-1")
+    if len(_FORWARDED_NAMES) >= _NAMES_KEPT:
+        _FORWARDED_NAMES.clear()
+    _FORWARDED_NAMES[name] = text
+    return text
 
 
 def response_headers(upstream: EgressStream) -> list[tuple[bytes, bytes]]:

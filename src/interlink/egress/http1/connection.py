@@ -373,3 +373,15 @@ class ResponseBody:
         if chunk is None:
             raise StopAsyncIteration
         return chunk
+
+    def rest_if_arrived(self) -> bytes | None:
+        """What is left of the body when all of it has arrived (taken from the buffer), or None
+        while more is to come or the answer failed."""
+        exchange = self.exchange
+        if not exchange.done or exchange.error is not None:
+            return None
+        body = exchange.body
+        rest = body.popleft() if len(body) == 1 else b"".join(body)
+        body.clear()
+        exchange.buffered = 0
+        return rest
