@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime
 
-__all__ = ["PREFIXES", "new_id", "random_bytes"]
+__all__ = ["PREFIXES", "id_floor", "new_id", "random_bytes"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Every pair of digits, indexed by the 10 bits it stands for.
@@ -106,3 +107,10 @@ def new_id(prefix: str) -> str:
     # 16 random digits of 5 bits: 80 random bits, as many as 10 random bytes hold.
     random_digits = random_bytes(16).translate(_DIGIT_OF_BYTE).decode("ascii")
     return f"{prefix}_{clock.digits}{random_digits}"
+
+
+def id_floor(prefix: str, moment: datetime) -> str:
+    """The lowest id ``prefix`` can have in the millisecond of ``moment``: ids made in earlier
+    milliseconds sort below it, ids made in that one or later do not. A range of ids is thus a
+    range of creation times, which the retention purges delete by through an id's index."""
+    return f"{prefix}_{_time_digits(int(moment.timestamp() * 1000))}{_ALPHABET[0] * 16}"

@@ -178,11 +178,15 @@ class Runtime:
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         retention = timedelta(seconds=self.settings.job_retention_seconds)
+        event_retention = timedelta(seconds=self.settings.event_retention_seconds)
         while not stop.is_set():
             try:
                 purged = await self.queue.purge_finished(retention)
                 if purged:
                     log.info("purged finished jobs", count=purged)
+                purged = await self.outbox.purge(event_retention)
+                if purged:
+                    log.info("purged relayed events", count=purged)
             except Exception as error:
                 log.warning("housekeeping failed", error=str(error))
             with contextlib.suppress(TimeoutError):

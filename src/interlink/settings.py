@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
     job_max_attempts: int = Field(default=10, ge=1, le=1000)
     job_retention_seconds: float = Field(default=7 * 86400.0, ge=60.0)
+    event_retention_seconds: float = Field(default=7 * 86400.0, ge=3600.0)
+    inbound_retention_seconds: float = Field(default=30 * 86400.0, ge=3600.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
 
     oidc_issuer: str | None = None

@@ -11,16 +11,17 @@ Each event leaves as a CloudEvents 1.0 structured-mode JSON envelope::
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interlink.ids import new_id
+from interlink.ids import id_floor, new_id
 from interlink.store.database import Database, pipelined, signal_on_commit
 from interlink.store.direct import DirectStatement, DirectTransaction, run_transaction, write_many
+from interlink.store.retention import BATCH, delete_in_batches
 from interlink.store.schema import events
 from interlink.store.types import utcnow
 
@@ -250,6 +251,16 @@ class Outbox:
         """Tell this process's relay that events were committed."""
         for listener in self._wake_listeners:
             listener()
+
+    async def purge(self, older_than: timedelta, *, batch: int = BATCH) -> int:
+        """Delete the relayed events made more than ``older_than`` ago, ``batch`` per
+        transaction; returns how many. An event not yet relayed stays, however old: it has not
+        reached its subscribers."""
+        below = id_floor("evt", utcnow() - older_than)
+        return await delete_in_batches(
+            self.db, events, key=events.c.id, below=below, condition=events.c.relayed.is_(True),
+            batch=batch,
+        )  # fmt: skip
 
     async def list(
         self,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from interlink.capability import Capability, EncryptedColumn
+from interlink.store.types import utcnow
 from interlink.webhooks.inbound.api import destinations as destinations_api
 from interlink.webhooks.inbound.api import events as events_api
 from interlink.webhooks.inbound.api import ingest_route
@@ -14,6 +15,7 @@ from interlink.webhooks.inbound.cli import cli
 from interlink.webhooks.inbound.forwarding import FORWARD_JOB, forward_handler
 from interlink.webhooks.inbound.ingest import ingest_app
 from interlink.webhooks.inbound.processing import process_handler
+from interlink.webhooks.inbound.retention import PURGE_JOB, purge_handler, schedule_purge
 from interlink.webhooks.inbound.state import inbound_state
 from interlink.webhooks.inbound.writer import PROCESS_JOB
 
@@ -28,6 +30,8 @@ __all__ = ["capability"]
 
 async def _start(runtime: Runtime) -> None:
     inbound_state(runtime).writer.start()
+    async with runtime.db.transaction() as conn:
+        await schedule_purge(conn, runtime.queue, utcnow())
 
 
 async def _stop(runtime: Runtime) -> None:
@@ -37,7 +41,11 @@ async def _stop(runtime: Runtime) -> None:
 
 
 def _handlers(runtime: Runtime) -> Mapping[str, JobHandler | BatchHandler]:
-    return {PROCESS_JOB: process_handler(runtime), FORWARD_JOB: forward_handler(runtime)}
+    return {
+        PROCESS_JOB: process_handler(runtime),
+        FORWARD_JOB: forward_handler(runtime),
+        PURGE_JOB: purge_handler(runtime),
+    }
 
 
 capability = Capability(
