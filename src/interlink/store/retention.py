@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, select
+from sqlalchemy import ColumnElement, Table, delete, select, update
 
 from interlink.store.database import Database
 
-__all__ = ["BATCH", "delete_in_batches"]
+__all__ = ["BATCH", "delete_in_batches", "update_in_batches"]
 
 BATCH = 500
 """Ids looked at (and rows deleted at most) per transaction."""
@@ -64,4 +64,34 @@ async def delete_in_batches(
         if len(rows) < batch:
             return deleted
         after = rows[-1][0]
+        await asyncio.sleep(0)  # the writers waiting for the lock go first
+
+
+async def update_in_batches(
+    db: Database,
+    table: Table,
+    condition: ColumnElement[bool],
+    *,
+    order_by: Any,
+    values: dict[str, Any],
+    batch: int = BATCH,
+) -> int:
+    """Set ``values`` on the rows of ``table`` that meet ``condition``, ``batch`` per
+    transaction in ``order_by`` order, until none is left; returns how many were changed.
+
+    ``values`` must take a row out of ``condition`` (each purge clears the column its partial
+    index is on), so each batch starts again from the first row left: an index whose WHERE is
+    ``condition`` then serves every batch without reading a row twice.
+    """
+    (primary,) = table.primary_key.columns
+    page = select(primary).where(condition).order_by(order_by).limit(batch)
+    changed = 0
+    while True:
+        async with db.transaction() as conn:
+            ids = list((await conn.execute(page)).scalars())
+            if ids:
+                statement = update(table).where(primary.in_(ids), condition).values(values)
+                changed += int((await conn.execute(statement)).rowcount)
+        if len(ids) < batch:
+            return changed
         await asyncio.sleep(0)  # the writers waiting for the lock go first

@@ -98,7 +98,20 @@ outbound_messages = Table(
     Column("payload_purged_at", UTCDateTime, nullable=True),
     UniqueConstraint("tenant_id", "idempotency_key"),
     Index(None, "tenant_id", "id"),
-    Index(None, "created_at"),
+    # What the hourly purge has left to do, oldest first (outbound.retention): each index holds
+    # only the messages it has yet to change, so a purge never reads the ones already done.
+    Index(
+        "ix_outbound_messages_unpurged",
+        "created_at",
+        sqlite_where=text("payload_purged_at IS NULL"),
+        postgresql_where=text("payload_purged_at IS NULL"),
+    ),
+    Index(
+        "ix_outbound_messages_keyed",
+        "created_at",
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
 )
 
 outbound_deliveries = Table(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from interlink.runtime import Runtime
 from interlink.webhooks.outbound.ratelimit import take_slots
@@ -118,9 +118,9 @@ async def test_retention_purges_payloads_and_keeps_the_attempts_log(sqlite_url: 
                 .where(outbound_messages.c.id == old["id"])
                 .values(created_at=datetime.now(UTC) - timedelta(days=31))
             )
-            purged = await purge_payloads(
-                conn, payload_retention=timedelta(days=30), idempotency_window=timedelta(days=1)
-            )
+        purged = await purge_payloads(
+            runtime.db, payload_retention=timedelta(days=30), idempotency_window=timedelta(days=1)
+        )
         assert purged == 1
         got = (await client.get(f"/v1/tenants/{tenant}/messages/{old['id']}")).json()
         assert got["payload"] is None and got["payload_purged"] is True
@@ -132,6 +132,35 @@ async def test_retention_purges_payloads_and_keeps_the_attempts_log(sqlite_url: 
             f"/v1/tenants/{tenant}/messages/{old['id']}/endpoints/{endpoint_id}/resend"
         )
         assert resend.status_code == 409
+
+
+async def test_the_purge_changes_a_batch_per_transaction_until_none_is_left(db_url: str) -> None:
+    runtime = outbound_runtime(db_url)
+    async with outbound_client(runtime, run_workers=False) as client:
+        tenant = await new_tenant(client)
+        now = datetime.now(UTC)
+        ages = [timedelta(days=31)] * 7 + [timedelta(days=2)] * 2 + [timedelta(hours=1)]
+        rows = [
+            {"id": f"msg_{n:026d}", "tenant_id": tenant, "event_type": "invoice.paid",
+             "payload": {"n": n}, "idempotency_key": f"key-{n}", "created_at": now - age}
+            for n, age in enumerate(ages)
+        ]  # fmt: skip
+        async with runtime.db.transaction() as conn:
+            await conn.execute(insert(outbound_messages), rows)
+
+        purged = await purge_payloads(
+            runtime.db,
+            payload_retention=timedelta(days=30),
+            idempotency_window=timedelta(days=1),
+            batch=3,
+        )
+
+        assert purged == 7
+        async with runtime.db.transaction() as conn:
+            found = (await conn.execute(select(outbound_messages).order_by("id"))).mappings().all()
+        assert [row["payload"] is None for row in found] == [True] * 7 + [False] * 3
+        assert [row["idempotency_key"] for row in found] == [None] * 9 + ["key-9"]
+        assert all(row["payload_purged_at"] is not None for row in found[:7])
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
