@@ -13,6 +13,9 @@ must stay (an event not yet relayed, say) are stepped over instead of being read
 batch. A single ``DELETE ... WHERE seq IN (SELECT ... LIMIT n)`` let SQLite's planner pick
 another index and sort every relayed event for each batch: 26 ms a batch with 350,000 events,
 growing with the table (``docs/architecture.md`` has the figures of this walk).
+
+:func:`update_in_batches` is for purges that change rows instead (the outbound payloads): each
+batch takes the first rows still to change, through a partial index that holds only those.
 """
 
 from __future__ import annotations
