@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import abstractmethod
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from typing import cast
+from typing import Generic, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -64,7 +65,10 @@ class HistogramChild:
             self.sum += amount
 
 
-class _Labelled(Collector):
+_Child = TypeVar("_Child", CounterChild, HistogramChild)
+
+
+class _Labelled(Collector, Generic[_Child]):
     """A family of series by label values, registered with ``registry``."""
 
     _type = ""
@@ -75,39 +79,39 @@ class _Labelled(Collector):
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], _Child] = {}
         self._lock = threading.Lock()
         registry.register(self)
 
-    def _check(self, values: tuple[str, ...]) -> None:
-        if len(values) != len(self.labelnames):
-            raise ValueError(
-                f"{self.name} takes {len(self.labelnames)} label values "
-                f"({', '.join(self.labelnames)}), not {len(values)}"
-            )
+    def labels(self, *values: str) -> _Child:
+        """The series of ``values`` (one per label name), made on first use."""
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(
+                    f"{self.name} takes {len(self.labelnames)} label values "
+                    f"({', '.join(self.labelnames)}), not {len(values)}"
+                )
+            with self._lock:
+                child = self._children.setdefault(values, self._new_child())
+        return child
+
+    @abstractmethod
+    def _new_child(self) -> _Child:
+        """A new, empty series."""
 
     def describe(self) -> Iterable[Metric]:
         return [Metric(self.name, self.documentation, self._type)]
 
 
-class LabelledCounter(_Labelled):
+class LabelledCounter(_Labelled[CounterChild]):
     """A counter family: ``labels(*values).inc()``, exposed as ``prometheus_client``'s own
     (``<name>_total`` and ``<name>_created``)."""
 
     _type = "counter"
 
-    def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry)
-        self._children: dict[tuple[str, ...], CounterChild] = {}
-
-    def labels(self, *values: str) -> CounterChild:
-        child = self._children.get(values)
-        if child is None:
-            self._check(values)
-            with self._lock:
-                child = self._children.setdefault(values, CounterChild())
-        return child
+    def _new_child(self) -> CounterChild:
+        return CounterChild()
 
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -116,7 +120,7 @@ class LabelledCounter(_Labelled):
         return [family]
 
 
-class LabelledHistogram(_Labelled):
+class LabelledHistogram(_Labelled[HistogramChild]):
     """A histogram family: ``labels(*values).observe(amount)``, exposed as
     ``prometheus_client``'s own (``_bucket`` with ``le``, ``_count``, ``_sum``)."""
 
@@ -131,19 +135,13 @@ class LabelledHistogram(_Labelled):
         *,
         buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
     ) -> None:
-        super().__init__(name, documentation, labelnames, registry)
         bounds = sorted(float(bound) for bound in buckets if bound != float("inf"))
         self._bounds = tuple(bounds)
         self._labels = [_bound_label(bound) for bound in bounds] + ["+Inf"]
-        self._children: dict[tuple[str, ...], HistogramChild] = {}
+        super().__init__(name, documentation, labelnames, registry)
 
-    def labels(self, *values: str) -> HistogramChild:
-        child = self._children.get(values)
-        if child is None:
-            self._check(values)
-            with self._lock:
-                child = self._children.setdefault(values, HistogramChild(self._bounds))
-        return child
+    def _new_child(self) -> HistogramChild:
+        return HistogramChild(self._bounds)
 
     def collect(self) -> Iterable[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)

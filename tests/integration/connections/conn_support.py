@@ -50,6 +50,17 @@ class Hub:
         key = await self.admin.post(f"/v1/tenants/{tenant['id']}/api-keys", json={"name": "t"})
         return tenant["id"], key.json()["key"]
 
+    async def api_key_connection(self, provider: str, api_key: str) -> str:
+        """A connection of the hub's tenant with ``api_key`` (verified by the health probe)."""
+        created = await self.admin.post(
+            f"/v1/tenants/{self.tenant_id}/connections",
+            json={"provider": provider, "auth_type": "api_key",
+                  "credentials": {"api_key": api_key}},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        connection_id: str = created.json()["id"]
+        return connection_id
+
     async def oauth_app(self, provider: str, tenant_id: str | None = None) -> None:
         tenant = tenant_id or self.tenant_id
         response = await self.admin.put(

@@ -20,12 +20,7 @@ from tests.integration.connections.conn_support import running_hub
 async def test_bodies_methods_and_provider_errors_pass_through(sqlite_url: str) -> None:
     async with serve_simulator("stripe", records=2) as sim:
         async with running_hub(sqlite_url, {"stripe": sim.url}) as hub:
-            created = await hub.admin.post(
-                f"/v1/tenants/{hub.tenant_id}/connections",
-                json={"provider": "stripe", "auth_type": "api_key",
-                      "credentials": {"api_key": "sk_test_f"}},
-            )  # fmt: skip
-            base = f"/v1/proxy/{created.json()['id']}"
+            base = f"/v1/proxy/{await hub.api_key_connection('stripe', 'sk_test_f')}"
             async with hub.client(hub.key) as app:
                 made = await app.post(
                     f"{base}/v1/customers",
@@ -56,17 +51,13 @@ async def test_an_answer_served_by_interlink_carries_one_date(sqlite_url: str) -
     relayed header invalid, so the provider's is dropped (``proxy.support``)."""
     async with serve_simulator("stripe", records=1) as sim:
         async with running_hub(sqlite_url, {"stripe": sim.url}) as hub:
-            created = await hub.admin.post(
-                f"/v1/tenants/{hub.tenant_id}/connections",
-                json={"provider": "stripe", "auth_type": "api_key",
-                      "credentials": {"api_key": "sk_test_d"}},
-            )  # fmt: skip
+            connection_id = await hub.api_key_connection("stripe", "sk_test_d")
             async with _served(create_app(hub.runtime, run_workers=False)) as url:
                 headers = {"Authorization": f"Bearer {hub.key}"}
                 async with aiohttp.ClientSession(headers=headers) as session:
                     async with session.get(f"{sim.url}/v1/balance") as direct:
                         assert _dates(direct)  # the provider dates its answers (a 401 here)
-                    proxied_url = f"{url}/v1/proxy/{created.json()['id']}/v1/balance"
+                    proxied_url = f"{url}/v1/proxy/{connection_id}/v1/balance"
                     async with session.get(proxied_url) as proxied:
                         assert proxied.status == 200, await proxied.text()
                         assert len(_dates(proxied)) == 1

@@ -29,16 +29,9 @@ __all__ = ["PURGE_JOB", "purge_handler", "purge_payloads", "schedule_purge"]
 PURGE_JOB = "outbound.purge"
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
 async def schedule_purge(conn: AsyncConnection, queue: JobQueue, at: datetime) -> None:
     """Enqueue the purge of the hour containing ``at`` (once, whoever asks)."""
-    hour = _hour(at)
-    await queue.enqueue(
-        conn, PURGE_JOB, {}, run_at=hour, idempotency_key=f"{PURGE_JOB}:{hour.isoformat()}"
-    )
+    await queue.enqueue_hourly(conn, PURGE_JOB, at)
 
 
 async def purge_payloads(
