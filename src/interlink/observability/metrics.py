@@ -2,11 +2,11 @@
 
 The metrics that hot paths update for every request (HTTP answers and their latency, calls to
 providers and theirs) are :class:`LabelledCounter` and :class:`LabelledHistogram`: the same
-series as ``prometheus_client``'s counters and histograms, without their cost. A child of
+series as ``prometheus_client``'s counters and histograms, for less. A child of
 ``prometheus_client`` validates its labels on every ``labels`` call and goes through several
-layers per update; the four updates of a proxied call cost about 4.5 µs of its 62 µs (sampled,
-in process). Here a child is a dictionary lookup away, and an update is one addition under the
-child's own lock (a few hundred nanoseconds).
+layers per update: timed in a loop, 226 ns an increment and 480 ns an observation, against 131
+and 198 ns here, where a child is a dictionary lookup away and an update is one addition under
+the child's own lock. The four updates of a proxied call cost about 1 µs less.
 """
 
 from __future__ import annotations
