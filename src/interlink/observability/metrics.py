@@ -4,9 +4,10 @@ The metrics that hot paths update for every request (HTTP answers and their late
 providers and theirs) are :class:`LabelledCounter` and :class:`LabelledHistogram`: the same
 series as ``prometheus_client``'s counters and histograms, for less. A child of
 ``prometheus_client`` validates its labels on every ``labels`` call and goes through several
-layers per update: timed in a loop, 226 ns an increment and 480 ns an observation, against 131
-and 198 ns here, where a child is a dictionary lookup away and an update is one addition under
-the child's own lock. The four updates of a proxied call cost about 1 µs less.
+layers per update. Here a child is a dictionary lookup away and an update is one addition under
+the child's own lock. Timed on children of both (500,000 calls, best of five): 216 ns an
+increment and 472 ns an observation there, 145 and 200 ns here; the two of each that a proxied
+call makes cost about 0.7 µs less, the ``labels`` lookups aside.
 """
 
 from __future__ import annotations
