@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from sqlalchemy import update
 
-from interlink.queue import Job, JobContext, JobQueue, Worker
+from interlink.queue import BatchContext, BatchHandler, Job, JobContext, JobQueue, Worker
 from interlink.runtime import Runtime
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
@@ -165,3 +165,50 @@ async def test_a_finished_job_is_marked_done_at_once_even_with_a_long_poll(
         (job_id,) = await _enqueue_many(queue, 1)
         while (await queue.get(job_id) or {}).get("status") != "succeeded":
             await asyncio.sleep(0.02)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)
+
+
+async def test_a_batch_that_released_its_slots_makes_room_for_as_many_again(
+    runtime: Runtime,
+) -> None:
+    # A batch whose requests are done but whose outcomes still wait for a group commit gives
+    # its slots back (ctx.release_slots): new jobs start beside it, up to the concurrency
+    # again, and no further while the released ones are still in flight.
+    queue = runtime.queue
+    started: list[list[str]] = []
+    release, finish = asyncio.Event(), asyncio.Event()
+
+    async def handle(batch: list[Job], ctx: BatchContext) -> None:
+        started.append([job.id for job in batch])
+        await release.wait()
+        ctx.release_slots()
+        ctx.release_slots()  # a second call changes nothing
+        await finish.wait()
+        async with ctx.transaction():
+            pass
+
+    handler = BatchHandler(handle, max_size=2)
+    worker = Worker(queue, {"test.noop": handler}, concurrency=2, poll_seconds=60)
+    async with _running(worker):
+        first = await _enqueue_many(queue, 2)
+        await _until(lambda: len(started) == 1)
+        assert worker.spare("test.noop") == 0  # both slots working
+        release.set()
+        await _until(lambda: worker.spare("test.noop") == 2)
+        second = await _enqueue_many(queue, 3)
+        await _until(lambda: len(started) == 2)
+        assert started == [first, second[:2]]
+        # Two jobs released, two more working and about to release: none taken beyond that.
+        await _until(lambda: worker.spare("test.noop") == 0)
+        rows = {row["id"]: row["status"] for row in await queue.list()}
+        assert rows[second[2]] == "queued"  # no room at its enqueue: left for a claim
+        finish.set()
+        await _until(lambda: len(started) == 3)
+        assert started[2] == [second[2]]
+        while {row["status"] for row in await queue.list()} != {"succeeded"}:
+            await asyncio.sleep(0.02)
+    assert worker.spare("test.noop") == 0  # stopped: it takes nothing more

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import socket
@@ -78,11 +79,26 @@ JobHandler = Callable[[Job, JobContext], Awaitable[None]]
 class BatchContext:
     """What a batch handler gets: its jobs, per-job outcomes, and one completing transaction."""
 
-    def __init__(self, jobs: list[Job], queue: JobQueue) -> None:
+    def __init__(
+        self, jobs: list[Job], queue: JobQueue, release: Callable[[], None] | None = None
+    ) -> None:
         self.jobs = jobs
         self.queue = queue
         self.completed = False
         self.outcomes: dict[str, tuple[str, float | None]] = {}
+        self._release = release
+
+    def release_slots(self) -> None:
+        """The handler's own work is done; only the write of its outcomes is left.
+
+        The batch's jobs stay leased and in flight until they are completed, but stop counting
+        against the worker's concurrency, so that new jobs (handed over at enqueue, above all)
+        can start while a group commit writes these. The worker lets as many jobs again wait
+        this way, no more. Calling it twice, or outside a worker, does nothing.
+        """
+        if self._release is not None:
+            self._release()
+            self._release = None
 
     def retry(self, job: Job, reason: str, delay: float) -> None:
         """This job failed; try it again after ``delay`` seconds (the others are unaffected)."""
@@ -169,7 +185,11 @@ class Worker:
         self.listen_url = listen_url
         self._wake = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], list[Job]] = {}
+        # Jobs in flight that count against the concurrency, and those whose handler released
+        # its slots and only waits for its outcomes to be written (BatchContext.release_slots).
         self._inflight_jobs = 0
+        self._released: set[asyncio.Task[None]] = set()
+        self._released_jobs = 0
         self._done: list[Job] = []
         self._low_water = max(1, concurrency // 4)
         queue.add_wake_listener(self.wake)
@@ -181,7 +201,12 @@ class Worker:
         """Room for jobs of ``kind`` handed over at enqueue (:class:`JobTaker`)."""
         if self.queue.taker is not self or kind not in self.handlers:
             return 0
-        return max(0, self.concurrency - self._inflight_jobs)
+        return self._room()
+
+    def _room(self) -> int:
+        """Free slots: at most ``concurrency`` jobs working, and as many again released."""
+        working, released = self._inflight_jobs, self._released_jobs
+        return max(0, min(self.concurrency - working, 2 * self.concurrency - working - released))
 
     def adopt(self, jobs: list[Job]) -> None:
         """Start jobs committed already leased to this worker (:class:`JobTaker`)."""
@@ -204,7 +229,7 @@ class Worker:
         try:
             while not stop.is_set():
                 await self._flush_done()
-                free = self.concurrency - self._inflight_jobs
+                free = self._room()
                 # Claim in batches: one claim query per few finished jobs, not per job.
                 if free < self._low_water and self._inflight:
                     await self._wait_any(stop_wait)
@@ -280,15 +305,28 @@ class Worker:
         self._inflight_jobs += len(jobs)
         task.add_done_callback(self._forget)
 
+    def _release(self, task: asyncio.Task[None]) -> None:
+        jobs = self._inflight.get(task)
+        if jobs is not None and task not in self._released:
+            self._released.add(task)
+            self._inflight_jobs -= len(jobs)
+            self._released_jobs += len(jobs)
+
     def _forget(self, task: asyncio.Task[None]) -> None:
         jobs = self._inflight.pop(task, None)
         if jobs is not None:
-            self._inflight_jobs -= len(jobs)
+            if task in self._released:
+                self._released.discard(task)
+                self._released_jobs -= len(jobs)
+            else:
+                self._inflight_jobs -= len(jobs)
         if self._done:
             self._wake.set()  # finished jobs to mark done: the loop does it before their lease ends
 
     async def _execute_batch(self, handler: BatchHandler, jobs: list[Job]) -> None:
-        ctx = BatchContext(jobs, self.queue)
+        task = asyncio.current_task()
+        release = None if task is None else functools.partial(self._release, task)
+        ctx = BatchContext(jobs, self.queue, release)
         kind = jobs[0].kind
         started = time.perf_counter()
         bound = log.bind(kind=kind, batch=len(jobs))
@@ -431,7 +469,7 @@ class Worker:
 
     async def _shutdown(self) -> None:
         if self._inflight:
-            log.info("finishing jobs in flight", count=self._inflight_jobs)
+            log.info("finishing jobs in flight", count=self._inflight_jobs + self._released_jobs)
             _, pending = await asyncio.wait(
                 set(self._inflight), timeout=self.shutdown_grace or None
             )

@@ -144,6 +144,8 @@ def deliver_handler(runtime: Runtime) -> BatchHandler:
                     (job, row, compiled, send_attempt(state, compiled, row.message_id, body))
                 )
         results = await asyncio.gather(*(task[3] for task in tasks))
+        # Sent: while the group commit writes the outcomes, new deliveries may start.
+        ctx.release_slots()
         for (job, row, compiled, _), result in zip(tasks, results, strict=True):
             outcomes.append(Outcome(job, row, endpoints[row.endpoint_id], result, None, compiled))
         plan = plan_outcomes(state, ctx, outcomes)

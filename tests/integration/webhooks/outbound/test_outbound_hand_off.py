@@ -8,13 +8,17 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import web
 from sqlalchemy import select, update
 
+from interlink.queue.worker import BatchContext
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
 from interlink.webhooks.outbound.delivery import _COLUMNS
 from interlink.webhooks.outbound.messages import DeliveryView
+from interlink.webhooks.outbound.recording import Plan
+from interlink.webhooks.outbound.state import outbound_state
 from interlink.webhooks.outbound.tables import outbound_endpoints
 from tests.integration.webhooks.outbound.outbound_support import (
     Received,
@@ -183,3 +187,36 @@ async def test_a_failure_backs_off_by_the_failures_in_the_table_not_in_the_hande
         failures=41,
     )
     assert row.next_attempt_not_before - row.last_failure_at == timedelta(milliseconds=200)
+
+
+async def test_a_delivery_whose_outcome_waits_to_be_written_leaves_its_slot_to_the_next(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One slot, no poll: the second message goes out only if the first delivery gave its slot
+    # back once sent, while its outcome still waits for the (held) group commit.
+    runtime = outbound_runtime(db_url, job_poll_seconds=60.0, worker_concurrency=1)
+    held = asyncio.Event()
+    async with receiver() as sink, outbound_client(runtime) as client:
+        recorder = outbound_state(runtime).recorder
+        record = recorder.record
+
+        async def held_record(ctx: BatchContext, plan: Plan) -> None:
+            await held.wait()
+            await record(ctx, plan)
+
+        monkeypatch.setattr(recorder, "record", held_record)
+        tenant = await new_tenant(client)
+        await new_endpoint(client, tenant, url=sink.url)
+        first = await send(client, tenant, payload={"n": 1})
+        await eventually(lambda: len(sink.received) == 1)
+        second = await send(client, tenant, payload={"n": 2})
+        await eventually(lambda: len(sink.received) == 2)
+        assert [item.headers["webhook-id"] for item in sink.received] == [first["id"], second["id"]]
+        assert await attempts_of(client, tenant, first["id"]) == []  # still unwritten
+        held.set()
+        for message in (first, second):
+            await eventually(lambda m=message: _succeeded(client, tenant, m["id"]))
+
+
+async def _succeeded(client: Any, tenant: str, message_id: str) -> bool:
+    return [a["status"] for a in await attempts_of(client, tenant, message_id)] == ["succeeded"]
