@@ -286,23 +286,40 @@ async def write_many(
     for a caller that reads nothing back (no rows, no row count): a batch's inserts, or an
     update whose parameters are named bind parameters.
 
-    On SQLite the statement is compiled once (:class:`DirectStatement`; an ``INSERT`` names
-    the columns of the first row, as SQLAlchemy would), the rows are bound in plain Python and
-    the statement is queued to the connection's thread without waiting, like a pipelined one
-    (``store.database.pipelined``): its error, if any, comes out of the next statement that is
-    waited for, or the commit. In an ``INLINE`` transaction (``Database.transaction(inline=
-    True)``) it runs at once on the calling thread instead, and its error comes out of this
-    call. Under the outbound benchmark's load SQLAlchemy's processing of each row's parameters
-    was about a tenth of the server's CPU (sampled), and with this the server spent 283 and 300
-    µs per message instead of 331 and 337 (two alternating pairs). Elsewhere, for an empty
-    ``rows`` and on a connection not yet in a transaction, it is ``conn.execute``.
+    The statement is compiled once (:class:`DirectStatement`; an ``INSERT`` names the columns
+    of the first row, as SQLAlchemy would) and the rows are bound in plain Python, without
+    SQLAlchemy's per-statement and per-row processing.
+
+    On SQLite the statement is queued to the connection's thread without waiting, like a
+    pipelined one (``store.database.pipelined``): its error, if any, comes out of the next
+    statement that is waited for, or the commit. In an ``INLINE`` transaction
+    (``Database.transaction(inline=True)``) it runs at once on the calling thread instead, and
+    its error comes out of this call. Under the outbound benchmark's load SQLAlchemy's
+    processing of each row's parameters was about a tenth of the server's CPU (sampled), and
+    with this the server spent 283 and 300 µs per message instead of 331 and 337 (two
+    alternating pairs).
+
+    On PostgreSQL it is one ``executemany`` (or ``execute``) of asyncpg's, on the connection
+    SQLAlchemy's transaction holds, once that transaction has begun on the server (SQLAlchemy
+    sends its ``BEGIN`` with the transaction's first statement; before it, the statement goes
+    through SQLAlchemy, which sends it). Measured on this machine with 32 attempt rows a
+    statement, the client spent 12.4 µs a row this way against 23.5 through SQLAlchemy.
+
+    Elsewhere, for an empty ``rows`` and on a connection not yet in a transaction, it is
+    ``conn.execute``.
     """
     if not rows:
         return
-    if conn.dialect.name != "sqlite" or not conn.in_transaction():
-        # Outside a transaction SQLAlchemy begins one first (BEGIN IMMEDIATE), which a
-        # statement queued directly would miss: it would commit on its own.
+    if not conn.in_transaction():
+        # Outside a transaction SQLAlchemy begins one first, which a statement sent directly
+        # would miss: it would commit on its own.
         await conn.execute(statement, list(rows))
+        return
+    postgres = conn.dialect.name == "postgresql"
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if postgres and not driver.is_in_transaction():
+        await conn.execute(statement, list(rows))  # SQLAlchemy's BEGIN goes first
         return
     key = (conn.dialect, statement, *rows[0])
     direct = _COMPILED.get(key)
@@ -314,9 +331,10 @@ async def write_many(
         assert isinstance(statement, ClauseElement)
         direct = DirectStatement.compile(statement, conn.dialect)
         _COMPILED[key] = direct
-    raw = await conn.get_raw_connection()
     parameters = [direct.bind(row) for row in rows]
-    if inline_transaction(raw.dbapi_connection):
+    if postgres:
+        await _execute_many_on_postgres(raw, direct.sql, parameters)
+    elif inline_transaction(raw.dbapi_connection):
         try:
             run_inline(raw.dbapi_connection, direct.sql, parameters)
         except sqlite3.Error as error:
@@ -324,3 +342,19 @@ async def write_many(
             raise exc.DBAPIError.instance(None, None, error, sqlite3.Error) from error
     else:
         send_many_later(raw.dbapi_connection, direct.sql, parameters)
+
+
+async def _execute_many_on_postgres(raw: Any, sql: str, parameters: list[list[Any]]) -> None:
+    connection: asyncpg.Connection = raw.driver_connection
+    try:
+        if len(parameters) == 1:
+            await connection.execute(sql, *parameters[0])
+        else:
+            await connection.executemany(sql, parameters)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+        lost = connection.is_closed() or isinstance(error, _CONNECTION_ERRORS)
+        if lost:
+            raw.invalidate(error)  # the pool opens a new connection for the next caller
+        # As SQLAlchemy would raise it, so the store's error mapping applies unchanged; the
+        # transaction, aborted on the server, is rolled back by its owner.
+        raise _as_sqlalchemy_error(error, lost) from error

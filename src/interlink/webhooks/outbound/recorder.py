@@ -83,8 +83,11 @@ class Recorder:
         runtime, state = self.runtime, outbound_state(self.runtime)
         async with runtime.db.transaction(inline=True) as conn:
             for ctx, plan, _ in group:
-                await write_plan(runtime, state, conn, plan)
+                # Completing first begins the transaction on PostgreSQL, so that the plan's
+                # writes go straight to the driver (store.direct.write_many); and a lost lease
+                # is found before anything is written.
                 await ctx.complete_in(conn)
+                await write_plan(runtime, state, conn, plan)
 
     async def _write_alone(self, item: _Pending) -> None:
         from interlink.webhooks.outbound.state import outbound_state
