@@ -1,5 +1,6 @@
-"""Retention of outbox events: relayed events past the retention go, a batch per transaction;
-events not yet relayed stay however old, and younger ones stay."""
+"""Retention of outbox events and finished jobs: relayed events and succeeded jobs past the
+retention go, a batch per transaction; events not yet relayed and jobs not succeeded stay
+however old, and younger ones stay."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import func, insert, select
 
 from interlink.ids import id_floor
 from interlink.runtime import Runtime
-from interlink.store.schema import events
+from interlink.store.schema import events, jobs
 from interlink.store.types import utcnow
 
 
@@ -77,3 +78,45 @@ async def test_the_workers_housekeeping_purges_at_start(runtime: Runtime) -> Non
     finally:
         stop.set()
         await workers
+
+
+async def _insert_jobs(
+    runtime: Runtime, made: datetime, status: str, count: int, *, finished: datetime | None
+) -> list[str]:
+    rows = runtime.queue.rows([("test.noop", {}, None, None)] * count)
+    for n, row in enumerate(rows):
+        row.update(id=made_at("job", made, n), status=status, created_at=made, updated_at=made)
+        row["finished_at"] = finished
+    async with runtime.db.transaction() as conn:
+        await conn.execute(insert(jobs), rows)
+    return [row["id"] for row in rows]
+
+
+async def _job_ids(runtime: Runtime) -> set[str]:
+    async with runtime.db.transaction() as conn:
+        return set((await conn.execute(select(jobs.c.id))).scalars())
+
+
+async def test_jobs_that_succeeded_past_the_retention_are_purged_in_batches(
+    runtime: Runtime,
+) -> None:
+    now, week = utcnow(), timedelta(days=7)
+    old_done = await _insert_jobs(runtime, now - timedelta(days=9), "succeeded", 5,
+                                  finished=now - timedelta(days=8))  # fmt: skip
+    # Made before the cutoff, finished after it: not old enough yet.
+    late_done = await _insert_jobs(runtime, now - timedelta(days=8), "succeeded", 1,
+                                   finished=now - timedelta(days=6))  # fmt: skip
+    nine_days = now - timedelta(days=9)
+    old_dead = await _insert_jobs(
+        runtime, nine_days + timedelta(seconds=1), "dead", 2, finished=None
+    )
+    old_queued = await _insert_jobs(
+        runtime, nine_days + timedelta(seconds=2), "queued", 1, finished=None
+    )
+    young_done = await _insert_jobs(runtime, now - timedelta(days=1), "succeeded", 2,
+                                    finished=now - timedelta(days=1))  # fmt: skip
+
+    assert await runtime.queue.purge_finished(week, batch=2) == 5  # 2 ids a transaction
+    assert await _job_ids(runtime) == {*late_done, *old_dead, *old_queued, *young_done}
+    assert not set(old_done) & await _job_ids(runtime)
+    assert await runtime.queue.purge_finished(week) == 0

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import and_, any_, bindparam, delete, func, select, update
+from sqlalchemy import and_, any_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interlink.ids import new_id, random_bytes
+from interlink.ids import id_floor, new_id, random_bytes
 from interlink.store.database import Database, on_commit, pipelined, signal_on_commit
 from interlink.store.direct import write_many
+from interlink.store.retention import BATCH, delete_in_batches
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
 
@@ -478,15 +479,21 @@ class JobQueue:
                 await self._signal(conn)
         return int(dead.rowcount) + int(requeued.rowcount)
 
-    async def purge_finished(self, older_than: timedelta) -> int:
+    async def purge_finished(self, older_than: timedelta, *, batch: int = BATCH) -> int:
+        """Delete the jobs that succeeded more than ``older_than`` ago, ``batch`` per
+        transaction (``store.retention``); returns how many. Queued, running and dead jobs stay,
+        however old. Every webhook delivery is a job, so an hour of them can be millions of
+        rows: one statement deleting them all held SQLite's write lock for as long as it ran."""
         cutoff = utcnow() - older_than
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                delete(jobs).where(
-                    jobs.c.status == JobStatus.SUCCEEDED.value, jobs.c.finished_at < cutoff
-                )
-            )
-        return int(result.rowcount)
+        # A job finishes after it is made: those made after the cutoff cannot be due yet.
+        return await delete_in_batches(
+            self.db,
+            jobs,
+            key=jobs.c.id,
+            below=id_floor("job", cutoff),
+            condition=(jobs.c.status == JobStatus.SUCCEEDED.value) & (jobs.c.finished_at < cutoff),
+            batch=batch,
+        )
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
         async with self.db.transaction() as conn:

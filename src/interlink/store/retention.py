@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, select, update
+from sqlalchemy import ColumnElement, Table, case, delete, select, update
 
 from interlink.store.database import Database
 
@@ -44,25 +44,29 @@ async def delete_in_batches(
 ) -> int:
     """Delete the rows of ``table`` whose ``key`` (a unique, indexed id column) is below
     ``below`` and that meet ``condition``, walking the ids in order ``batch`` at a time, a
-    transaction each; returns how many were deleted. ``condition`` is checked by the delete
-    itself, in its transaction, so a row that changed since it was looked at is judged as it is
-    now. A purge cut off half-way keeps what it did.
+    transaction each; returns how many were deleted. A purge cut off half-way keeps what it
+    did.
 
-    The delete names its rows by primary key, which every planner looks up directly: named by
-    ``key`` with ``condition`` beside it, SQLite's chose an index on a column of the condition
-    and scanned it whole for each batch.
+    Each page of ids is read with ``condition`` judged on its rows, and the delete names the
+    rows that meet it by primary key and checks ``condition`` again, so that a row changed
+    since (PostgreSQL's transactions see other commits between statements) is judged as it is
+    now. Both checks are a ``CASE`` of the condition, which no planner matches to an index: with
+    the condition itself beside the keys, SQLite's and PostgreSQL's planners picked an index on
+    one of its columns and scanned it whole for every batch (jobs by ``status``: 27 ms a batch
+    of 500 among 200,000 succeeded jobs on SQLite, against 1.9 ms by primary key).
     """
     (primary,) = table.primary_key.columns
+    doomed = case((condition, True), else_=False).label("doomed")
     deleted = 0
     after: str | None = None
     while True:
         bounds = key < below if after is None else (key > after) & (key < below)
         async with db.transaction() as conn:
-            page = select(key, primary).where(bounds).order_by(key).limit(batch)
+            page = select(key, primary, doomed).where(bounds).order_by(key).limit(batch)
             rows = (await conn.execute(page)).all()
-            if rows:
-                chosen = primary.in_([row[1] for row in rows])
-                gone = await conn.execute(delete(table).where(chosen, condition))
+            chosen = [row[1] for row in rows if row[2]]
+            if chosen:
+                gone = await conn.execute(delete(table).where(primary.in_(chosen), doomed))
                 deleted += int(gone.rowcount)
         if len(rows) < batch:
             return deleted
