@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
@@ -69,6 +76,8 @@ class Settings(BaseSettings):
     job_retention_seconds: float = Field(default=7 * 86400.0, ge=60.0)
     event_retention_seconds: float = Field(default=7 * 86400.0, ge=3600.0)
     inbound_retention_seconds: float = Field(default=30 * 86400.0, ge=3600.0)
+    payload_retention_seconds: float = Field(default=30 * 86400.0, ge=3600.0)
+    message_retention_seconds: float = Field(default=90 * 86400.0, ge=3600.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
 
     oidc_issuer: str | None = None
@@ -147,6 +156,17 @@ class Settings(BaseSettings):
             raise ValueError("needs at least one delay, e.g. 5s,5m,30m")
         for item in items:
             parse_duration(item)
+        return value
+
+    @field_validator("message_retention_seconds")
+    @classmethod
+    def _messages_outlive_payloads(cls, value: float, info: ValidationInfo) -> float:
+        payloads = info.data.get("payload_retention_seconds")
+        if payloads is not None and value < payloads:
+            raise ValueError(
+                f"must be at least INTERLINK_PAYLOAD_RETENTION_SECONDS ({payloads:.0f}): a message "
+                "outlives its payload"
+            )
         return value
 
     @field_validator("public_url")

@@ -7,13 +7,20 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from interlink.ids import id_floor
 from interlink.runtime import Runtime
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
+
+
+def made_at(prefix: str, moment: datetime, n: int) -> str:
+    """An id as ``new_id`` would have made it at ``moment`` (the ``n``-th of that millisecond)."""
+    return f"{id_floor(prefix, moment)[:-6]}{n:06d}"
 
 
 def job_row(job_id: str, key: str | None = None) -> dict[str, Any]:

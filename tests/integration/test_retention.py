@@ -14,11 +14,7 @@ from interlink.ids import id_floor
 from interlink.runtime import Runtime
 from interlink.store.schema import events, jobs
 from interlink.store.types import utcnow
-
-
-def made_at(prefix: str, moment: datetime, n: int) -> str:
-    """An id as ``new_id`` would have made it at ``moment`` (the ``n``-th of that millisecond)."""
-    return f"{id_floor(prefix, moment)[:-6]}{n:06d}"
+from tests.integration.store_support import made_at
 
 
 async def _insert(runtime: Runtime, moment: datetime, count: int, *, relayed: bool) -> list[str]:

@@ -41,6 +41,13 @@ def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ("INTERLINK_LOG_FORMAT", "xml", "INTERLINK_LOG_FORMAT:"),
         ("INTERLINK_PUBLIC_URL", "example.com", "INTERLINK_PUBLIC_URL: must be an http"),
+        (
+            # Below the payloads' 30 days: a message would go before its payload.
+            "INTERLINK_MESSAGE_RETENTION_SECONDS",
+            "86400",
+            "INTERLINK_MESSAGE_RETENTION_SECONDS: must be at least "
+            "INTERLINK_PAYLOAD_RETENTION_SECONDS (2592000)",
+        ),
     ],
 )
 def test_bad_values_fail_fast_with_one_line(

@@ -1,9 +1,13 @@
-"""Payload retention: an hourly ``outbound.purge`` job drops old payloads, keeps the attempts log.
+"""Retention: an hourly ``outbound.purge`` job drops old payloads, keeps the attempts log for
+longer, and in the end deletes old messages whole.
 
-The job reschedules itself (one per hour, deduplicated by an idempotency key naming the hour),
-so it runs once per deployment however many workers there are. It changes 500 messages per
-transaction, found through partial indexes of what is left to do (``tables``), so that an hour
-of messages at a high rate does not hold the store's write lock for seconds.
+Payloads go after ``INTERLINK_PAYLOAD_RETENTION_SECONDS`` (the message and its attempts log
+stay); messages, with their deliveries and attempts, after ``INTERLINK_MESSAGE_RETENTION_SECONDS``
+(never before their payloads), unless a delivery of theirs is still pending. The job reschedules
+itself (one per hour, deduplicated by an idempotency key naming the hour), so it runs once per
+deployment however many workers there are. It changes or deletes 500 rows per transaction
+(``store.retention``), so that an hour of messages at a high rate does not hold the store's
+write lock for seconds.
 """
 
 from __future__ import annotations
@@ -11,20 +15,26 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import exists, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interlink.ids import id_floor
 from interlink.queue.jobs import Job, JobQueue
 from interlink.queue.worker import JobContext, JobHandler
 from interlink.store.database import Database
-from interlink.store.retention import BATCH, update_in_batches
+from interlink.store.retention import BATCH, delete_in_batches, update_in_batches
 from interlink.store.types import utcnow
 from interlink.webhooks.outbound.state import outbound_state
-from interlink.webhooks.outbound.tables import outbound_messages
+from interlink.webhooks.outbound.tables import (
+    outbound_attempts,
+    outbound_deliveries,
+    outbound_messages,
+)
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
-__all__ = ["PURGE_JOB", "purge_handler", "purge_payloads", "schedule_purge"]
+__all__ = ["PURGE_JOB", "purge_handler", "purge_messages", "purge_payloads", "schedule_purge"]
 
 PURGE_JOB = "outbound.purge"
 
@@ -64,6 +74,28 @@ async def purge_payloads(
     return purged
 
 
+async def purge_messages(db: Database, *, older_than: timedelta, batch: int = BATCH) -> int:
+    """Delete the attempts made, and the messages accepted, more than ``older_than`` ago, a
+    batch per transaction; a message goes with its deliveries (the foreign key cascades), and
+    stays while one of them is pending. Returns how many messages were deleted.
+
+    Both are found through their ids, which begin with the millisecond they were made in
+    (``store.retention``): no index on a time column is needed."""
+    cutoff = utcnow() - older_than
+    await delete_in_batches(
+        db, outbound_attempts, key=outbound_attempts.c.id, below=id_floor("att", cutoff),
+        condition=true(), batch=batch,
+    )  # fmt: skip
+    deliveries = outbound_deliveries.c
+    pending = exists().where(
+        deliveries.message_id == outbound_messages.c.id, deliveries.status == "pending"
+    )
+    return await delete_in_batches(
+        db, outbound_messages, key=outbound_messages.c.id, below=id_floor("msg", cutoff),
+        condition=~pending, batch=batch,
+    )  # fmt: skip
+
+
 def purge_handler(runtime: Runtime) -> JobHandler:
     """The handler of ``outbound.purge``."""
 
@@ -74,6 +106,7 @@ def purge_handler(runtime: Runtime) -> JobHandler:
             payload_retention=config.payload_retention,
             idempotency_window=config.idempotency_window,
         )
+        await purge_messages(runtime.db, older_than=config.message_retention)
         async with ctx.transaction() as conn:
             await schedule_purge(conn, runtime.queue, utcnow() + timedelta(hours=1))
 

@@ -41,6 +41,7 @@ class OutboundConfig:
         max_timeout: the longest timeout allowed; kept below the job lease so that a slow
             endpoint never gets a second concurrent copy of a delivery.
         payload_retention: after this, payloads are purged; the attempts log stays.
+        message_retention: after this, messages, their deliveries and attempts are deleted.
         idempotency_window: a repeated message id within this window is the same message.
         backoff: per-endpoint backoff and the continuous-failure period before disabling.
         batch_size: deliveries a worker sends and records in one transaction.
@@ -50,6 +51,7 @@ class OutboundConfig:
     default_timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_timeout: float = 20.0
     payload_retention: timedelta = timedelta(days=30)
+    message_retention: timedelta = timedelta(days=90)
     idempotency_window: timedelta = timedelta(hours=24)
     backoff: EndpointBackoff = field(default_factory=EndpointBackoff)
     batch_size: int = 100
@@ -67,6 +69,8 @@ class OutboundConfig:
             default_timeout=min(DEFAULT_TIMEOUT_SECONDS, lease * 0.6),
             max_timeout=max(1.0, lease * 0.6),
             backoff=EndpointBackoff(base=base, cap=cap),
+            payload_retention=timedelta(seconds=runtime.settings.payload_retention_seconds),
+            message_retention=timedelta(seconds=runtime.settings.message_retention_seconds),
         )
 
 

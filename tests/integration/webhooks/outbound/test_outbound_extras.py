@@ -1,4 +1,5 @@
-"""OAuth2 client-credentials endpoints, the shared rate-limit bucket, payload retention, CLI."""
+"""OAuth2 client-credentials endpoints, the shared rate-limit bucket, payload and message
+retention, CLI."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -15,9 +17,14 @@ from sqlalchemy import insert, select, update
 
 from interlink.runtime import Runtime
 from interlink.webhooks.outbound.ratelimit import take_slots
-from interlink.webhooks.outbound.retention import purge_payloads
-from interlink.webhooks.outbound.tables import outbound_attempts, outbound_messages
+from interlink.webhooks.outbound.retention import purge_messages, purge_payloads
+from interlink.webhooks.outbound.tables import (
+    outbound_attempts,
+    outbound_deliveries,
+    outbound_messages,
+)
 from tests.conftest import ADMIN_TOKEN, MASTER_KEY
+from tests.integration.store_support import made_at
 from tests.integration.webhooks.outbound.outbound_support import (
     Received,
     attempts_of,
@@ -161,6 +168,53 @@ async def test_the_purge_changes_a_batch_per_transaction_until_none_is_left(db_u
         assert [row["payload"] is None for row in found] == [True] * 7 + [False] * 3
         assert [row["idempotency_key"] for row in found] == [None] * 9 + ["key-9"]
         assert all(row["payload_purged_at"] is not None for row in found[:7])
+
+
+async def test_messages_past_their_retention_go_with_deliveries_and_attempts(
+    db_url: str,
+) -> None:
+    runtime = outbound_runtime(db_url)
+    async with receiver() as sink, outbound_client(runtime, run_workers=False) as client:
+        tenant = await new_tenant(client)
+        endpoint = (await new_endpoint(client, tenant, url=sink.url))["id"]
+        now = datetime.now(UTC)
+        old, young = now - timedelta(days=91), now - timedelta(days=89)
+        # Five old messages, one of them still pending, and two young ones.
+        plan = [(old, n, "succeeded") for n in range(4)] + [(old, 4, "pending")]
+        plan += [(young, n, "failed") for n in range(2)]
+        messages, deliveries, attempts = [], [], []
+        for made, n, status in plan:
+            message_id = made_at("msg", made, n)
+            messages.append({"id": message_id, "tenant_id": tenant, "event_type": "invoice.paid",
+                             "payload": None, "created_at": made})  # fmt: skip
+            deliveries.append({"id": made_at("dlv", made, n), "tenant_id": tenant,
+                               "message_id": message_id, "endpoint_id": endpoint,
+                               "status": status, "created_at": made, "updated_at": made})  # fmt: skip
+            attempts.append({"id": made_at("att", made, n), "tenant_id": tenant,
+                             "message_id": message_id, "endpoint_id": endpoint,
+                             "event_type": "invoice.paid", "status": "failed",
+                             "trigger": "scheduled", "url": sink.url, "duration_ms": 1.0,
+                             "created_at": made})  # fmt: skip
+        async with runtime.db.transaction() as conn:
+            await conn.execute(insert(outbound_messages), messages)
+            await conn.execute(insert(outbound_deliveries), deliveries)
+            await conn.execute(insert(outbound_attempts), attempts)
+
+        assert await purge_messages(runtime.db, older_than=timedelta(days=90), batch=2) == 4
+
+        kept = {messages[4]["id"], messages[5]["id"], messages[6]["id"]}
+        assert await _message_ids(runtime, outbound_messages.c.id) == kept
+        # The deleted messages' deliveries went with them.
+        assert await _message_ids(runtime, outbound_deliveries.c.message_id) == kept
+        # Every old attempt goes, the pending message's too; the young ones stay.
+        young_ids = {messages[5]["id"], messages[6]["id"]}
+        assert await _message_ids(runtime, outbound_attempts.c.message_id) == young_ids
+        assert await purge_messages(runtime.db, older_than=timedelta(days=90)) == 0
+
+
+async def _message_ids(runtime: Runtime, column: Any) -> set[str]:
+    async with runtime.db.transaction() as conn:
+        return set((await conn.execute(select(column))).scalars())
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
