@@ -56,13 +56,14 @@ async def delete_in_batches(
     of 500 among 200,000 succeeded jobs on SQLite, against 1.9 ms by primary key).
     """
     (primary,) = table.primary_key.columns
-    doomed = case((condition, True), else_=False).label("doomed")
+    doomed = case((condition, True), else_=False)
     deleted = 0
     after: str | None = None
     while True:
         bounds = key < below if after is None else (key > after) & (key < below)
         async with db.transaction() as conn:
-            page = select(key, primary, doomed).where(bounds).order_by(key).limit(batch)
+            page = select(key, primary, doomed.label("doomed"))
+            page = page.where(bounds).order_by(key).limit(batch)
             rows = (await conn.execute(page)).all()
             chosen = [row[1] for row in rows if row[2]]
             if chosen:
