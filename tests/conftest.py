@@ -95,14 +95,28 @@ def settings_factory() -> Callable[..., Settings]:
     return make_settings
 
 
-@pytest.fixture
-async def runtime(db_url: str) -> AsyncIterator[Runtime]:
-    rt = Runtime(make_settings(db_url), capabilities=[])
+@contextlib.asynccontextmanager
+async def started_runtime(url: str) -> AsyncIterator[Runtime]:
+    """A started runtime without capabilities on the store at ``url``, closed afterwards."""
+    rt = Runtime(make_settings(url), capabilities=[])
     await rt.start(migrate_schema=True)
     try:
         yield rt
     finally:
         await rt.close()
+
+
+@pytest.fixture
+async def runtime(db_url: str) -> AsyncIterator[Runtime]:
+    async with started_runtime(db_url) as rt:
+        yield rt
+
+
+@pytest.fixture
+async def pg_runtime(pg_url: str) -> AsyncIterator[Runtime]:
+    """A runtime on a fresh PostgreSQL database only."""
+    async with started_runtime(pg_url) as rt:
+        yield rt
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,6 @@ on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,37 +20,26 @@ from interlink.store.direct import DirectStatement, DirectTransaction, run_trans
 from interlink.store.schema import events
 from interlink.store.sqlite_driver import BUSY_TIMEOUT_MS
 from interlink.store.types import UTCDateTime, sqlite_utc_text
-from tests.conftest import make_settings
+from tests.conftest import started_runtime
 from tests.integration.store_support import ticking, write_lock_taken
-
-
-@contextlib.asynccontextmanager
-async def _started(url: str) -> AsyncIterator[Runtime]:
-    rt = Runtime(make_settings(url), capabilities=[])
-    await rt.start(migrate_schema=True)
-    try:
-        yield rt
-    finally:
-        await rt.close()
 
 
 @pytest.fixture
 async def runtime(sqlite_url: str) -> AsyncIterator[Runtime]:
-    async with _started(sqlite_url) as rt:
+    async with started_runtime(sqlite_url) as rt:
         yield rt
 
 
 @pytest.fixture
 async def either(db_url: str) -> AsyncIterator[Runtime]:
     """A runtime on SQLite, then on PostgreSQL."""
-    async with _started(db_url) as rt:
+    async with started_runtime(db_url) as rt:
         yield rt
 
 
 @pytest.fixture
-async def on_postgres(pg_url: str) -> AsyncIterator[Runtime]:
-    async with _started(pg_url) as rt:
-        yield rt
+def on_postgres(pg_runtime: Runtime) -> Runtime:
+    return pg_runtime
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ from interlink.store.database import StoreRejected, StoreUnavailable, pipelined
 from interlink.store.direct import write_many
 from interlink.store.schema import jobs
 from interlink.store.types import utcnow
-from tests.conftest import make_settings
 from tests.integration.store_support import job_ids, job_row
 
 _INSERT = pipelined(jobs.insert())
@@ -112,54 +111,44 @@ async def test_write_many_begins_a_transaction_the_caller_can_still_roll_back(
     assert await job_ids(runtime) == []
 
 
-@pytest.fixture
-async def on_postgres(pg_url: str) -> AsyncIterator[Runtime]:
-    rt = Runtime(make_settings(pg_url), capabilities=[])
-    await rt.start(migrate_schema=True)
-    try:
-        yield rt
-    finally:
-        await rt.close()
-
-
 async def test_on_postgres_rows_go_to_the_driver_once_the_transaction_has_begun(
-    on_postgres: Runtime,
+    pg_runtime: Runtime,
 ) -> None:
     sent: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         sent.append(statement.split(" ", 1)[0])
 
-    engine = on_postgres.db.engine.sync_engine
+    engine = pg_runtime.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        async with on_postgres.db.transaction() as conn:
+        async with pg_runtime.db.transaction() as conn:
             # The transaction's first statement: SQLAlchemy sends it, after its BEGIN.
             await write_many(conn, _INSERT, [job_row("job_a")])
             await write_many(conn, _INSERT, [job_row("job_b"), job_row("job_c")])
             changes = [{"b_id": "job_b", "b_status": "succeeded", "b_at": utcnow()}]
             await write_many(conn, _SET_STATUS, changes)
             # Another connection sees none of it before the commit: one transaction.
-            assert await job_ids(on_postgres) == []
+            assert await job_ids(pg_runtime) == []
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert sent.count("INSERT") == 1 and "UPDATE" not in sent
-    assert await job_ids(on_postgres) == ["job_a", "job_b", "job_c"]
+    assert await job_ids(pg_runtime) == ["job_a", "job_b", "job_c"]
 
 
 async def test_on_postgres_a_connection_lost_under_a_direct_write_is_the_store_unavailable(
-    on_postgres: Runtime,
+    pg_runtime: Runtime,
 ) -> None:
     with pytest.raises(StoreUnavailable):
-        async with on_postgres.db.transaction() as conn:
+        async with pg_runtime.db.transaction() as conn:
             await write_many(conn, _INSERT, [job_row("job_a")])
             # Ended from another connection, as a server restart would.
             pid = (await conn.execute(select(func.pg_backend_pid()))).scalar_one()
-            async with on_postgres.db.transaction() as other:
+            async with pg_runtime.db.transaction() as other:
                 await other.execute(select(func.pg_terminate_backend(pid)))
             await write_many(conn, _INSERT, [job_row("job_b"), job_row("job_c")])
     # The pool dropped the dead connections: the next transaction works.
-    async with on_postgres.db.transaction() as conn:
+    async with pg_runtime.db.transaction() as conn:
         await write_many(conn, _INSERT, [job_row("job_d")])
         await write_many(conn, _INSERT, [job_row("job_e")])
-    assert await job_ids(on_postgres) == ["job_d", "job_e"]
+    assert await job_ids(pg_runtime) == ["job_d", "job_e"]
