@@ -119,6 +119,13 @@ async def pg_runtime(pg_url: str) -> AsyncIterator[Runtime]:
         yield rt
 
 
+@pytest.fixture
+async def sqlite_runtime(sqlite_url: str) -> AsyncIterator[Runtime]:
+    """A runtime on a SQLite file only."""
+    async with started_runtime(sqlite_url) as rt:
+        yield rt
+
+
 @contextlib.asynccontextmanager
 async def api_client(
     runtime: Runtime, *, run_workers: bool = False, token: str | None = ADMIN_TOKEN

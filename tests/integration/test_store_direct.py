@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -20,26 +20,7 @@ from interlink.store.direct import DirectStatement, DirectTransaction, run_trans
 from interlink.store.schema import events
 from interlink.store.sqlite_driver import BUSY_TIMEOUT_MS
 from interlink.store.types import UTCDateTime, sqlite_utc_text
-from tests.conftest import started_runtime
 from tests.integration.store_support import ticking, write_lock_taken
-
-
-@pytest.fixture
-async def runtime(sqlite_url: str) -> AsyncIterator[Runtime]:
-    async with started_runtime(sqlite_url) as rt:
-        yield rt
-
-
-@pytest.fixture
-async def either(db_url: str) -> AsyncIterator[Runtime]:
-    """A runtime on SQLite, then on PostgreSQL."""
-    async with started_runtime(db_url) as rt:
-        yield rt
-
-
-@pytest.fixture
-def on_postgres(pg_runtime: Runtime) -> Runtime:
-    return pg_runtime
 
 
 @pytest.mark.parametrize(
@@ -51,8 +32,8 @@ def on_postgres(pg_runtime: Runtime) -> Runtime:
         datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=timezone(timedelta(hours=-7))),
     ],
 )
-def test_utc_text_is_what_sqlalchemy_stores(moment: datetime, runtime: Runtime) -> None:
-    dialect = runtime.db.engine.dialect
+def test_utc_text_is_what_sqlalchemy_stores(moment: datetime, sqlite_runtime: Runtime) -> None:
+    dialect = sqlite_runtime.db.engine.dialect
     through_sqlalchemy = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     assert through_sqlalchemy is not None
     assert sqlite_utc_text(moment) == through_sqlalchemy(moment)
@@ -89,8 +70,7 @@ def _event(event_id: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def test_rows_written_directly_read_back_as_written(either: Runtime) -> None:
-    runtime = either
+async def test_rows_written_directly_read_back_as_written(runtime: Runtime) -> None:
     insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
 
     def work(tx: DirectTransaction) -> str:
@@ -106,8 +86,7 @@ async def test_rows_written_directly_read_back_as_written(either: Runtime) -> No
         assert rows[0][key] == expected[key], key
 
 
-async def test_a_failing_transaction_leaves_nothing_behind(either: Runtime) -> None:
-    runtime = either
+async def test_a_failing_transaction_leaves_nothing_behind(runtime: Runtime) -> None:
     insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
 
     def work(tx: DirectTransaction) -> None:
@@ -131,8 +110,7 @@ async def test_a_failing_transaction_leaves_nothing_behind(either: Runtime) -> N
         assert (await conn.execute(select(events.c.id))).scalars().all() == ["evt_ok"]
 
 
-async def test_fetch_returns_every_rows_result_in_order(either: Runtime) -> None:
-    runtime = either
+async def test_fetch_returns_every_rows_result_in_order(runtime: Runtime) -> None:
     dialect = runtime.db.engine.dialect
     insert = DirectStatement.insert(events, list(_event("x")), dialect)
     lookup = DirectStatement.compile(
@@ -148,22 +126,22 @@ async def test_fetch_returns_every_rows_result_in_order(either: Runtime) -> None
 
 
 async def test_a_free_write_lock_means_the_transaction_runs_on_the_loops_thread(
-    runtime: Runtime,
+    sqlite_runtime: Runtime,
 ) -> None:
     def work(tx: DirectTransaction) -> int:
         return threading.get_ident()
 
-    assert await run_transaction(runtime.db, work) == threading.get_ident()
-    async with runtime.db.transaction() as conn:
+    assert await run_transaction(sqlite_runtime.db, work) == threading.get_ident()
+    async with sqlite_runtime.db.transaction() as conn:
         timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
     assert timeout == BUSY_TIMEOUT_MS  # what the inline attempt lowered is restored
 
 
 def _insert_noting_the_thread(
-    runtime: Runtime, event_id: str
+    sqlite_runtime: Runtime, event_id: str
 ) -> tuple[list[int], Callable[[DirectTransaction], None]]:
     """Work that inserts one event, and the list of the threads it ran on."""
-    insert = DirectStatement.insert(events, list(_event("x")), runtime.db.engine.dialect)
+    insert = DirectStatement.insert(events, list(_event("x")), sqlite_runtime.db.engine.dialect)
     ran_on: list[int] = []
 
     def work(tx: DirectTransaction) -> None:
@@ -174,21 +152,21 @@ def _insert_noting_the_thread(
 
 
 async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
-    runtime: Runtime, sqlite_url: str
+    sqlite_runtime: Runtime, sqlite_url: str
 ) -> None:
-    ran_on, work = _insert_noting_the_thread(runtime, "evt_after_a_short_wait")
+    ran_on, work = _insert_noting_the_thread(sqlite_runtime, "evt_after_a_short_wait")
 
     # Held for 20 ms, as the checkpoint thread or another process may hold it now and then.
     with write_lock_taken(sqlite_url) as other:
         async with ticking(0) as ticks:
             asyncio.get_running_loop().call_later(0.02, other.execute, "COMMIT")
             started = time.monotonic()
-            await asyncio.wait_for(run_transaction(runtime.db, work), 10)
+            await asyncio.wait_for(run_transaction(sqlite_runtime.db, work), 10)
             waited = time.monotonic() - started
     assert ran_on == [threading.get_ident()]  # once, on the loop's thread, after the wait
     assert 0.015 < waited < 1.0
     assert ticks.count > 10  # the loop went on running other tasks meanwhile
-    async with runtime.db.transaction() as conn:
+    async with sqlite_runtime.db.transaction() as conn:
         ids = (await conn.execute(select(events.c.id))).scalars().all()
         timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
     assert ids == ["evt_after_a_short_wait"]
@@ -196,13 +174,13 @@ async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
 
 
 async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
-    runtime: Runtime, sqlite_url: str
+    sqlite_runtime: Runtime, sqlite_url: str
 ) -> None:
-    ran_on, work = _insert_noting_the_thread(runtime, "evt_after_the_lock")
+    ran_on, work = _insert_noting_the_thread(sqlite_runtime, "evt_after_the_lock")
 
     # Another process's connection, as `interlink` commands or a second server would hold it.
     with write_lock_taken(sqlite_url) as other:
-        waiting = asyncio.create_task(run_transaction(runtime.db, work))
+        waiting = asyncio.create_task(run_transaction(sqlite_runtime.db, work))
         started = time.monotonic()
         for _ in range(20):
             await asyncio.sleep(0.01)
@@ -213,15 +191,15 @@ async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
         await asyncio.wait_for(waiting, 10)
     # Tried at once on the loop's thread (the lock was taken), then waited on the other.
     assert ran_on[-1] != threading.get_ident()
-    async with runtime.db.transaction() as conn:
+    async with sqlite_runtime.db.transaction() as conn:
         ids = (await conn.execute(select(events.c.id))).scalars().all()
         timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
     assert ids == ["evt_after_the_lock"]
     assert timeout == BUSY_TIMEOUT_MS
 
 
-async def test_a_notify_on_postgres_is_sent_at_the_commit_and_not_on_rollback(
-    on_postgres: Runtime, pg_url: str
+async def test_a_notify_pg_runtime_is_sent_at_the_commit_and_not_on_rollback(
+    pg_runtime: Runtime, pg_url: str
 ) -> None:
     heard: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(pg_url)
@@ -233,8 +211,8 @@ async def test_a_notify_on_postgres_is_sent_at_the_commit_and_not_on_rollback(
             raise RuntimeError("not this one")
 
         with pytest.raises(RuntimeError):
-            await run_transaction(on_postgres.db, rolled_back)
-        await run_transaction(on_postgres.db, lambda tx: tx.notify("il_direct_test"))
+            await run_transaction(pg_runtime.db, rolled_back)
+        await run_transaction(pg_runtime.db, lambda tx: tx.notify("il_direct_test"))
         assert await asyncio.wait_for(heard.get(), 5) == "il_direct_test"
         await asyncio.sleep(0.2)
         assert heard.empty()  # the rolled-back transaction's notification never came
@@ -242,10 +220,10 @@ async def test_a_notify_on_postgres_is_sent_at_the_commit_and_not_on_rollback(
         await listener.close()
 
 
-async def test_a_connection_lost_on_postgres_is_the_store_unavailable_and_is_replaced(
-    on_postgres: Runtime,
+async def test_a_connection_lost_pg_runtime_is_the_store_unavailable_and_is_replaced(
+    pg_runtime: Runtime,
 ) -> None:
-    dialect = on_postgres.db.engine.dialect
+    dialect = pg_runtime.db.engine.dialect
     insert = DirectStatement.insert(events, list(_event("x")), dialect)
     # The server ends the connection in the middle of the transaction, as a restart would.
     end_own_backend = DirectStatement.compile(
@@ -257,17 +235,17 @@ async def test_a_connection_lost_on_postgres_is_the_store_unavailable_and_is_rep
         tx.fetch(end_own_backend, [{}])
 
     with pytest.raises(StoreUnavailable):
-        await run_transaction(on_postgres.db, cut_off)
+        await run_transaction(pg_runtime.db, cut_off)
     # The pool dropped that connection: the next transaction gets a working one.
-    await run_transaction(on_postgres.db, lambda tx: tx.execute_many(insert, [_event("evt_ok")]))
-    async with on_postgres.db.transaction() as conn:
+    await run_transaction(pg_runtime.db, lambda tx: tx.execute_many(insert, [_event("evt_ok")]))
+    async with pg_runtime.db.transaction() as conn:
         assert (await conn.execute(select(events.c.id))).scalars().all() == ["evt_ok"]
 
 
-async def test_a_transaction_cancelled_midway_on_postgres_leaves_nothing_and_a_clean_pool(
-    on_postgres: Runtime,
+async def test_a_transaction_cancelled_midway_pg_runtime_leaves_nothing_and_a_clean_pool(
+    pg_runtime: Runtime,
 ) -> None:
-    dialect = on_postgres.db.engine.dialect
+    dialect = pg_runtime.db.engine.dialect
     insert = DirectStatement.insert(events, list(_event("x")), dialect)
     sleep = DirectStatement.compile(select(func.pg_sleep(bindparam("seconds"))), dialect)
 
@@ -275,7 +253,7 @@ async def test_a_transaction_cancelled_midway_on_postgres_leaves_nothing_and_a_c
         tx.execute_many(insert, [_event("evt_cancelled")])
         tx.fetch(sleep, [{"seconds": 5}])
 
-    task = asyncio.create_task(run_transaction(on_postgres.db, slow))
+    task = asyncio.create_task(run_transaction(pg_runtime.db, slow))
     await asyncio.sleep(0.3)
     task.cancel()
     for _ in range(3):  # and again while it rolls back, as a shutdown that gives up may
@@ -287,8 +265,8 @@ async def test_a_transaction_cancelled_midway_on_postgres_leaves_nothing_and_a_c
     # commits, and the cancelled insert never does.
     for n in range(3):
         await run_transaction(
-            on_postgres.db, lambda tx, n=n: tx.execute_many(insert, [_event(f"evt_later_{n}")])
+            pg_runtime.db, lambda tx, n=n: tx.execute_many(insert, [_event(f"evt_later_{n}")])
         )
-    async with on_postgres.db.transaction() as conn:
+    async with pg_runtime.db.transaction() as conn:
         ids = (await conn.execute(select(events.c.id).order_by(events.c.id))).scalars().all()
     assert ids == ["evt_later_0", "evt_later_1", "evt_later_2"]

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import and_, any_, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Update, and_, any_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -132,33 +132,29 @@ _CLAIM = (
     )
     .returning(*_JOB_COLUMNS)
 )
-_COMPLETED = {
-    "status": JobStatus.SUCCEEDED.value,
-    "finished_at": bindparam("now"),
-    "updated_at": bindparam("now"),
-}
-_COMPLETE_MANY = (
-    update(jobs)
-    .where(
-        jobs.c.id.in_(bindparam("ids", expanding=True)),
-        jobs.c.lease_token.in_(bindparam("tokens", expanding=True)),
-        jobs.c.status == JobStatus.RUNNING.value,
+
+
+def _complete_many(ids: ColumnElement[bool], tokens: ColumnElement[bool]) -> Update:
+    """Mark the running jobs named by ``ids`` and held under ``tokens`` succeeded."""
+    running = jobs.c.status == JobStatus.RUNNING.value
+    done = JobStatus.SUCCEEDED.value
+    return (
+        update(jobs)
+        .where(ids, tokens, running)
+        .values(status=done, finished_at=bindparam("now"), updated_at=bindparam("now"))
     )
-    .values(_COMPLETED)
+
+
+_COMPLETE_MANY = _complete_many(
+    jobs.c.id.in_(bindparam("ids", expanding=True)),
+    jobs.c.lease_token.in_(bindparam("tokens", expanding=True)),
 )
-# On PostgreSQL the ids and tokens go as two arrays: a list of n values is a statement of its
-# own for each n, which every pooled connection prepares (a round trip) and plans again. Under
-# bench/outbound.py's load that was several hundred preparations a run, at over a millisecond
-# each.
+# On PostgreSQL the ids and tokens go as two arrays: an IN list of n values is a statement of
+# its own for each n, which every pooled connection prepares (a round trip) and plans again.
 _IDS = postgresql.ARRAY(jobs.c.id.type)
-_COMPLETE_MANY_PG = (
-    update(jobs)
-    .where(
-        jobs.c.id == any_(bindparam("ids", type_=_IDS)),
-        jobs.c.lease_token == any_(bindparam("tokens", type_=_IDS)),
-        jobs.c.status == JobStatus.RUNNING.value,
-    )
-    .values(_COMPLETED)
+_COMPLETE_MANY_PG = _complete_many(
+    jobs.c.id == any_(bindparam("ids", type_=_IDS)),
+    jobs.c.lease_token == any_(bindparam("tokens", type_=_IDS)),
 )
 
 

@@ -81,17 +81,13 @@ class Recorder:
         from interlink.webhooks.outbound.state import outbound_state
 
         runtime, state = self.runtime, outbound_state(self.runtime)
-        first = runtime.db.is_postgres
         async with runtime.db.transaction(inline=True) as conn:
             for ctx, plan, _ in group:
-                # On PostgreSQL completing first begins the transaction, so that the plan's
-                # writes go straight to the driver (store.direct.write_many). SQLite's writes
-                # take that path anyway: there the order stays as it was.
-                if first:
-                    await ctx.complete_in(conn)
+                # Completing first begins the transaction on PostgreSQL, so that the plan's
+                # writes go straight to the driver (store.direct.write_many); a lost lease is
+                # found before anything is written.
+                await ctx.complete_in(conn)
                 await write_plan(runtime, state, conn, plan)
-                if not first:
-                    await ctx.complete_in(conn)
 
     async def _write_alone(self, item: _Pending) -> None:
         from interlink.webhooks.outbound.state import outbound_state
