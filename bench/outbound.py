@@ -17,8 +17,11 @@ aiohttp app in its own process):
     service and the receiver share the cores; (b)/(d) is what Interlink's own work leaves of it;
 
 then the accept→delivered latency (p50/p99, from the scheduled send time) at a fixed rate.
+Each of (a) to (d) first sends ``--warm-up`` messages that are not counted: connection pools,
+the database's caches and the interpreter's own warm up before the measured run.
 
-    python bench/outbound.py [--messages 20000] [--concurrency 64] [--rate 500] [--seconds 5]
+    python bench/outbound.py [--messages 20000] [--warm-up 2000] [--concurrency 64]
+                             [--rate 500] [--seconds 5]
 """
 
 # ruff: noqa: E402
@@ -36,11 +39,12 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from bench.harness import ADMIN, call, free_port, spawn, wait_until_up, without_collector_pauses
@@ -346,17 +350,21 @@ async def interlink_latency(
 # --- (c) Celery ----------------------------------------------------------------------------------
 
 
-async def celery_deliveries(receiver: str, messages: int, concurrency: int) -> float:
+async def celery_deliveries(receiver: str, messages: int, concurrency: int, warm: int) -> float:
     worker = spawn([__file__, "--celery-worker", str(concurrency)])
     try:
         app = celery_app()
         await asyncio.to_thread(app.control.ping, timeout=10)
-        requests = _signed(messages)
-        started = time.monotonic()
-        for body, headers in requests:
-            app.send_task("bench.deliver", args=[f"{receiver}/hook", body.decode(), headers])
-        done = await _until_received(receiver, messages)
-        return messages / (done - started)
+        rate = 0.0
+        for count in (warm, messages) if warm else (messages,):
+            await asyncio.to_thread(call, "POST", f"{receiver}/reset")
+            requests = _signed(count)
+            started = time.monotonic()
+            for body, headers in requests:
+                app.send_task("bench.deliver", args=[f"{receiver}/hook", body.decode(), headers])
+            done = await _until_received(receiver, count)
+            rate = count / (done - started)
+        return rate
     finally:
         worker.terminate()
         worker.wait(30)
@@ -369,6 +377,16 @@ def _create_database() -> str:
     return create_database(f"{PG}/postgres", "bench_outbound")
 
 
+def _measured(
+    receiver: str, warm: int, count: int, run: Callable[[int], Awaitable[float]]
+) -> float:
+    """``run(warm)``, not counted (unless ``warm`` is 0), then the figure of ``run(count)``."""
+    if warm:
+        asyncio.run(run(warm))
+    call("POST", f"{receiver}/reset")
+    return asyncio.run(run(count))
+
+
 def main(args: argparse.Namespace) -> None:
     without_collector_pauses()  # this process sends the messages whose latency is measured
     port = free_port()
@@ -377,9 +395,9 @@ def main(args: argparse.Namespace) -> None:
     figures: dict[str, float] = {}
     try:
         wait_until_up(f"{receiver}/stats")
-        n, c = args.messages, args.concurrency
-        print(f"{n} messages, concurrency {c}, one receiver on 127.0.0.1")
-        figures["a"] = asyncio.run(raw_aiohttp(receiver, n, c))
+        n, c, w = args.messages, args.concurrency, args.warm_up
+        print(f"{n} messages (after {w} to warm up), concurrency {c}, one receiver on 127.0.0.1")
+        figures["a"] = _measured(receiver, w, n, lambda k: raw_aiohttp(receiver, k, c))
         print(f"(a) raw aiohttp POSTs, no persistence:   {figures['a']:8.0f} deliveries/s")
         for label, make_url in (("sqlite", None), ("postgres", _create_database)):
             call("POST", f"{receiver}/reset")
@@ -389,7 +407,8 @@ def main(args: argparse.Namespace) -> None:
                 try:
                     with interlink(url, c) as base:
                         tenant = _setup(base, receiver)
-                        rate = asyncio.run(interlink_closed_loop(base, receiver, tenant, n, c))
+                        run = functools.partial(interlink_closed_loop, base, receiver, tenant)
+                        rate = _measured(receiver, w, n, lambda k: run(k, c))
                         figures[label] = rate
                         print(f"(b) Interlink {label:<9} accepted→delivered: {rate:8.0f} /s")
                         if label == "sqlite":
@@ -409,16 +428,16 @@ def main(args: argparse.Namespace) -> None:
                        "--concurrency", str(c)])  # fmt: skip
         try:
             wait_until_up(f"http://127.0.0.1:{floor_port}/up")
-            call("POST", f"{receiver}/reset")
-            figures["d"] = asyncio.run(
-                interlink_closed_loop(f"http://127.0.0.1:{floor_port}", receiver, "floor", n, c)
+            floor_url = f"http://127.0.0.1:{floor_port}"
+            figures["d"] = _measured(
+                receiver, w, n, lambda k: interlink_closed_loop(floor_url, receiver, "floor", k, c)
             )
         finally:
             floor.terminate()
             floor.wait(30)
         print(f"(d) pass-through floor, nothing stored: {figures['d']:8.0f} deliveries/s")
         call("POST", f"{receiver}/reset")
-        figures["c"] = asyncio.run(celery_deliveries(receiver, n, c))
+        figures["c"] = asyncio.run(celery_deliveries(receiver, n, c, w))
         print(f"(c) Celery + requests (Redis broker):    {figures['c']:8.0f} deliveries/s")
     finally:
         process.terminate()
@@ -447,6 +466,7 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--warm-up", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=5.0)

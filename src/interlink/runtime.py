@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -19,6 +18,7 @@ from interlink.capabilities import load_capabilities
 from interlink.capability import Capability, EncryptedColumn
 from interlink.events.outbox import Outbox
 from interlink.events.relay import EventRelay, EventSubscriber
+from interlink.housekeeping import PURGE_JOB, purge_handler, schedule_purge
 from interlink.observability.metrics import Metrics
 from interlink.observability.tracing import configure_tracing
 from interlink.queue.jobs import JobQueue
@@ -26,6 +26,7 @@ from interlink.queue.worker import BatchHandler, JobHandler, Worker
 from interlink.settings import Settings
 from interlink.store import migrate
 from interlink.store.database import Database
+from interlink.store.types import utcnow
 from interlink.vault import Vault, load_master_keys
 
 __all__ = ["Runtime", "supervised"]
@@ -128,7 +129,7 @@ class Runtime:
         await self.db.dispose()
 
     def job_handlers(self) -> Mapping[str, JobHandler | BatchHandler]:
-        handlers: dict[str, JobHandler | BatchHandler] = {}
+        handlers: dict[str, JobHandler | BatchHandler] = {PURGE_JOB: purge_handler(self)}
         for capability in self.capabilities:
             if capability.job_handlers is not None:
                 handlers.update(capability.job_handlers(self))
@@ -154,7 +155,8 @@ class Runtime:
         )
 
     async def run_workers(self, stop: asyncio.Event, concurrency: int | None = None) -> None:
-        """Run the job worker, the event relay and housekeeping until ``stop`` is set."""
+        """Run the job worker and the event relay until ``stop`` is set, and ask for this hour's
+        housekeeping (``interlink.housekeeping``)."""
         relay = EventRelay(
             self.outbox,
             self.subscribers(),
@@ -167,7 +169,9 @@ class Runtime:
         tasks = [
             asyncio.create_task(supervised("worker", lambda: worker.run(stop), stop)),
             asyncio.create_task(supervised("relay", lambda: relay.run(stop), stop)),
-            asyncio.create_task(supervised("housekeeping", lambda: self._housekeeping(stop), stop)),
+            asyncio.create_task(
+                supervised("housekeeping", lambda: schedule_purge(self.queue, utcnow()), stop)
+            ),
         ]
         try:
             await asyncio.gather(*tasks)
@@ -175,19 +179,3 @@ class Runtime:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _housekeeping(self, stop: asyncio.Event) -> None:
-        retention = timedelta(seconds=self.settings.job_retention_seconds)
-        event_retention = timedelta(seconds=self.settings.event_retention_seconds)
-        while not stop.is_set():
-            try:
-                purged = await self.queue.purge_finished(retention)
-                if purged:
-                    log.info("purged finished jobs", count=purged)
-                purged = await self.outbox.purge(event_retention)
-                if purged:
-                    log.info("purged relayed events", count=purged)
-            except Exception as error:
-                log.warning("housekeeping failed", error=str(error))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=3600)

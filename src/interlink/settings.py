@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     inbound_retention_seconds: float = Field(default=30 * 86400.0, ge=3600.0)
     payload_retention_seconds: float = Field(default=30 * 86400.0, ge=3600.0)
     message_retention_seconds: float = Field(default=90 * 86400.0, ge=3600.0)
+    audit_retention_seconds: float = Field(default=365 * 86400.0, ge=0.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
 
     oidc_issuer: str | None = None
@@ -167,6 +168,13 @@ class Settings(BaseSettings):
                 f"must be at least INTERLINK_PAYLOAD_RETENTION_SECONDS ({payloads:.0f}): a message "
                 "outlives its payload"
             )
+        return value
+
+    @field_validator("audit_retention_seconds")
+    @classmethod
+    def _audit_kept_a_day_or_for_good(cls, value: float) -> float:
+        if 0 < value < 86400:
+            raise ValueError("must be 0 (keep the audit log for good) or at least 86400 (a day)")
         return value
 
     @field_validator("public_url")

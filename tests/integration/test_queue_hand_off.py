@@ -172,43 +172,172 @@ async def _until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.005)
 
 
+class _Gated:
+    """A batch handler that records each batch, then waits for ``release`` (and gives its
+    slots back) and for ``finish`` before it completes the batch; with ``first_only``, the
+    batches after the first complete at once."""
+
+    def __init__(self, *, first_only: bool = False) -> None:
+        self.first_only = first_only
+        self.started: list[list[str]] = []
+        self.release, self.finish = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, batch: list[Job], ctx: BatchContext) -> None:
+        self.started.append([job.id for job in batch])
+        if not self.first_only or len(self.started) == 1:
+            await self.release.wait()
+            ctx.release_slots()
+            ctx.release_slots()  # a second call changes nothing
+            await self.finish.wait()
+        async with ctx.transaction():
+            pass
+
+
 async def test_a_batch_that_released_its_slots_makes_room_for_as_many_again(
     runtime: Runtime,
 ) -> None:
     # A batch whose requests are done but whose outcomes still wait for a group commit gives
     # its slots back (ctx.release_slots): new jobs start beside it, up to the concurrency
-    # again, and no further while the released ones are still in flight.
+    # again, and no further while the released ones are still in flight. Beyond the slots,
+    # jobs handed over wait in the worker's line (as many as the concurrency).
     queue = runtime.queue
-    started: list[list[str]] = []
-    release, finish = asyncio.Event(), asyncio.Event()
-
-    async def handle(batch: list[Job], ctx: BatchContext) -> None:
-        started.append([job.id for job in batch])
-        await release.wait()
-        ctx.release_slots()
-        ctx.release_slots()  # a second call changes nothing
-        await finish.wait()
-        async with ctx.transaction():
-            pass
-
-    handler = BatchHandler(handle, max_size=2)
+    gated = _Gated()
+    started, release, finish = gated.started, gated.release, gated.finish
+    handler = BatchHandler(gated, max_size=2)
     worker = Worker(queue, {"test.noop": handler}, concurrency=2, poll_seconds=60)
     async with _running(worker):
         first = await _enqueue_many(queue, 2)
         await _until(lambda: len(started) == 1)
-        assert worker.spare("test.noop") == 0  # both slots working
+        assert worker.spare("test.noop") == 2  # both slots working: the line's places only
         release.set()
-        await _until(lambda: worker.spare("test.noop") == 2)
+        await _until(lambda: worker.spare("test.noop") == 4)
         second = await _enqueue_many(queue, 3)
         await _until(lambda: len(started) == 2)
         assert started == [first, second[:2]]
-        # Two jobs released, two more working and about to release: none taken beyond that.
-        await _until(lambda: worker.spare("test.noop") == 0)
+        # Two jobs released, two more working: the fifth waits in the line, leased.
+        await _until(lambda: worker.spare("test.noop") == 1)
         rows = {row["id"]: row["status"] for row in await queue.list()}
-        assert rows[second[2]] == "queued"  # no room at its enqueue: left for a claim
+        assert rows[second[2]] == "running"
+        assert len(started) == 2
         finish.set()
         await _until(lambda: len(started) == 3)
         assert started[2] == [second[2]]
         while {row["status"] for row in await queue.list()} != {"succeeded"}:
             await asyncio.sleep(0.02)
     assert worker.spare("test.noop") == 0  # stopped: it takes nothing more
+
+
+async def test_jobs_beyond_the_slots_wait_in_line_then_in_the_table(runtime: Runtime) -> None:
+    # One slot, so one place in the line: of three jobs enqueued for hand-over, the first
+    # runs, the second waits leased in the line and starts as soon as the slot frees (no
+    # claim, its memo kept), the third is left queued in the table and claimed after.
+    queue = runtime.queue
+    ran: list[tuple[str, object]] = []
+    gate = asyncio.Event()
+
+    async def hold(job: Job, ctx: JobContext) -> None:
+        ran.append((job.id, job.memo))
+        await gate.wait()
+
+    worker = Worker(queue, {"test.noop": hold}, concurrency=1, poll_seconds=60)
+    async with _running(worker):
+        # The table's job is not signalled, so nothing claims it before the line's job starts
+        # (a signalled one would get its share first: the last test of this file).
+        queue.wake = lambda: None  # type: ignore[method-assign]
+        ids = await _enqueue_many(queue, 3, memos=["m0", "m1", "m2"])
+        await _until(lambda: len(ran) == 1)
+        rows = {row["id"]: row for row in await queue.list()}
+        assert [rows[i]["status"] for i in ids] == ["running", "running", "queued"]
+        assert rows[ids[1]]["worker_id"] == worker.worker_id
+        assert worker.spare("test.noop") == 0
+        gate.set()
+        await _until(lambda: len(ran) == 3)
+    # The one in line first, with its memo; the one from the table after, claimed (no memo).
+    assert ran == [(ids[0], "m0"), (ids[1], "m1"), (ids[2], None)]
+
+
+async def test_jobs_waiting_in_line_keep_their_lease_and_go_back_at_shutdown(
+    runtime: Runtime,
+) -> None:
+    # A job that waits in the line longer than its lease is renewed with the running ones
+    # (the reaper leaves it alone); at shutdown it goes back to the queue, attempt uncounted.
+    queue = JobQueue(runtime.db, lease_seconds=1)
+    gate = asyncio.Event()
+    ran: list[str] = []
+
+    async def hold(job: Job, ctx: JobContext) -> None:
+        ran.append(job.id)
+        await gate.wait()
+
+    worker = Worker(queue, {"test.noop": hold}, concurrency=1, poll_seconds=60,
+                    shutdown_grace=0.1)  # fmt: skip
+    async with _running(worker):
+        (first,) = await _enqueue_many(queue, 1)
+        await _until(lambda: len(ran) == 1)
+        (waiting,) = await _enqueue_many(queue, 1)  # a lease of its own, not the running one's
+        await asyncio.sleep(1.6)  # past the lease: renewed every third of it
+        assert await queue.reap_expired() == 0
+        row = await queue.get(waiting or "")
+        assert row is not None and row["status"] == "running"
+    assert ran == [first]
+    row = await queue.get(waiting or "")
+    assert row is not None
+    assert (row["status"], row["attempts"], row["lease_token"]) == ("queued", 0, None)
+
+
+async def test_a_worker_that_claims_from_the_table_claims_again_when_a_batch_releases(
+    runtime: Runtime,
+) -> None:
+    # A worker in its own process (`interlink worker`) gets nothing handed over: it claims.
+    # With every slot taken it must claim again as soon as a batch gives its slots back, not
+    # when the batch's outcomes are written or at the next poll (60 s here).
+    queue = runtime.queue
+    gated = _Gated(first_only=True)
+    started, release, finish = gated.started, gated.release, gated.finish
+    worker = Worker(
+        queue, {"test.noop": BatchHandler(gated, max_size=2)}, concurrency=2, poll_seconds=60
+    )
+    async with _running(worker):
+        queue.taker = None  # no hand-over: as in a process apart from the API
+        first = await _enqueue_many(queue, 2)
+        await _until(lambda: len(started) == 1)
+        second = await _enqueue_many(queue, 2)
+        await asyncio.sleep(0.1)
+        assert len(started) == 1  # both slots working: nothing claimed
+        release.set()
+        async with asyncio.timeout(5):
+            await _until(lambda: len(started) == 2)
+        assert [set(batch) for batch in started] == [set(first), set(second)]
+        finish.set()
+        while {row["status"] for row in await queue.list()} != {"succeeded"}:
+            await asyncio.sleep(0.02)
+
+
+async def test_the_line_leaves_slots_to_jobs_due_in_the_table(runtime: Runtime) -> None:
+    # Under load the line refills as fast as it empties; a job due in the table (a retry,
+    # another kind) must still get a slot: while one is signalled, a quarter of the slots
+    # that free go to the claim, not to the line.
+    queue = runtime.queue
+    started: list[str] = []
+    slots = asyncio.Semaphore(0)
+
+    async def hold(job: Job, ctx: JobContext) -> None:
+        started.append(job.id)
+        await slots.acquire()
+
+    worker = Worker(queue, {"test.noop": hold}, concurrency=4, poll_seconds=60)
+    async with _running(worker):
+        running = await _enqueue_many(queue, 4)
+        await _until(lambda: len(started) == 4)
+        lined = await _enqueue_many(queue, 4)  # every slot taken: they wait in the line
+        assert worker.spare("test.noop") == 0
+        async with queue.db.transaction() as conn:  # due in the table, not handed over
+            (in_table,) = await queue.enqueue_many(conn, [("test.noop", {}, None, None)])
+        slots.release()  # one running job ends: its slot goes to the claim
+        await _until(lambda: len(started) == 5)
+        assert started[4] == in_table
+        for _ in range(8):
+            slots.release()
+        await _until(lambda: len(started) == 9)
+        assert started[5:] == lined  # then the line, oldest first
+    assert set(started[:4]) == set(running)

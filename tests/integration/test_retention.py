@@ -1,38 +1,52 @@
-"""Retention of outbox events and finished jobs: relayed events and succeeded jobs past the
-retention go, a batch per transaction; events not yet relayed and jobs not succeeded stay
-however old, and younger ones stay."""
+"""Retention of outbox events, finished jobs and the audit log: relayed events, succeeded jobs
+and audit entries past the retention go, a batch per transaction; events not yet relayed and
+jobs not succeeded stay however old, and younger ones stay. The hourly ``core.purge`` job does
+it, once an hour however many worker processes run."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, insert, select
+import pytest
+from sqlalchemy import Table, func, insert, select
 
+from interlink.housekeeping import PURGE_JOB, purge_audit_log
 from interlink.ids import id_floor
 from interlink.runtime import Runtime
-from interlink.store.schema import events, jobs
+from interlink.store.schema import audit_log, events, jobs
 from interlink.store.types import utcnow
+from tests.conftest import make_settings, started_runtime
 from tests.integration.store_support import made_at
 
 
-async def _insert(runtime: Runtime, moment: datetime, count: int, *, relayed: bool) -> list[str]:
-    ids = [made_at("evt", moment, n) for n in range(count)]
-    rows = [
-        {"id": event_id, "tenant_id": None, "type": "dev.interlink.request.completed",
-         "source": "/interlink/system/test", "subject": None, "time": moment, "data": {},
-         "relayed": relayed, "relayed_at": moment if relayed else None}
-        for event_id in ids
-    ]  # fmt: skip
+async def _insert_made_at(
+    runtime: Runtime, table: Table, moment: datetime, count: int, values: dict[str, Any]
+) -> list[str]:
+    """``count`` rows of ``table`` with ``values``, their ids made at ``moment``."""
+    prefix = {"events": "evt", "audit_log": "aud"}[table.name]
+    ids = [made_at(prefix, moment, n) for n in range(count)]
     async with runtime.db.transaction() as conn:
-        await conn.execute(insert(events), rows)
+        await conn.execute(insert(table), [{"id": row_id, **values} for row_id in ids])
     return ids
 
 
-async def _ids(runtime: Runtime) -> set[str]:
+async def _ids_of(runtime: Runtime, table: Table) -> set[str]:
     async with runtime.db.transaction() as conn:
-        return set((await conn.execute(select(events.c.id))).scalars())
+        return set((await conn.execute(select(table.c.id))).scalars())
+
+
+async def _insert(runtime: Runtime, moment: datetime, count: int, *, relayed: bool) -> list[str]:
+    values = {"tenant_id": None, "type": "dev.interlink.request.completed",
+              "source": "/interlink/system/test", "subject": None, "time": moment, "data": {},
+              "relayed": relayed, "relayed_at": moment if relayed else None}  # fmt: skip
+    return await _insert_made_at(runtime, events, moment, count, values)
+
+
+async def _ids(runtime: Runtime) -> set[str]:
+    return await _ids_of(runtime, events)
 
 
 async def test_relayed_events_past_the_retention_are_purged_in_batches(runtime: Runtime) -> None:
@@ -60,20 +74,122 @@ async def test_the_cutoff_falls_between_ids_made_before_and_after_it(runtime: Ru
     assert before[0] < id_floor("evt", now - timedelta(days=7)) <= after[0]
 
 
+async def _purge_jobs(runtime: Runtime) -> list[dict[str, object]]:
+    return await runtime.queue.list(kind=PURGE_JOB)
+
+
+async def _until_purged(runtime: Runtime) -> None:
+    """Wait (10 s at most) until this hour's ``core.purge`` job has succeeded."""
+    deadline = time.monotonic() + 10
+    while not any(row["status"] == "succeeded" for row in await _purge_jobs(runtime)):
+        assert time.monotonic() < deadline, "the housekeeping job did not run"
+        await asyncio.sleep(0.05)
+
+
+async def _run_workers_until_purged(runtime: Runtime) -> None:
+    """Run ``runtime``'s workers until this hour's housekeeping has run, then stop them."""
+    stop = asyncio.Event()
+    workers = asyncio.create_task(runtime.run_workers(stop))
+    try:
+        await _until_purged(runtime)
+    finally:
+        stop.set()
+        await workers
+
+
 async def test_the_workers_housekeeping_purges_at_start(runtime: Runtime) -> None:
     now = utcnow()
     await _insert(runtime, now - timedelta(days=8), 2, relayed=True)
     young = await _insert(runtime, now - timedelta(days=1), 1, relayed=True)
+    await _run_workers_until_purged(runtime)
+    assert await _ids(runtime) == set(young)
+
+
+async def test_housekeeping_runs_once_an_hour_however_many_worker_processes(
+    runtime: Runtime, db_url: str
+) -> None:
+    await _insert(runtime, utcnow() - timedelta(days=8), 2, relayed=True)
+    async with started_runtime(db_url) as other:  # a second process on the same store
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(rt.run_workers(stop)) for rt in (runtime, other)]
+        try:
+            await _until_purged(runtime)
+            await asyncio.sleep(0.3)  # time for a second run, were there one
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+    assert await _ids(runtime) == set()
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    rows = await _purge_jobs(runtime)
+    # This hour's job ran once; it asked for the next hour's, once.
+    assert [(row["status"], row["run_at"]) for row in rows] == [
+        ("succeeded", hour),
+        ("queued", hour + timedelta(hours=1)),
+    ]
+    assert rows[0]["attempts"] == 1
+
+
+async def test_a_failing_housekeeping_run_still_asks_for_the_next_hour(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(older_than: timedelta) -> int:
+        raise RuntimeError("the store is in trouble")
+
+    monkeypatch.setattr(runtime.outbox, "purge", broken)
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
     stop = asyncio.Event()
     workers = asyncio.create_task(runtime.run_workers(stop))
     try:
         deadline = time.monotonic() + 10
-        while await _ids(runtime) != set(young):
-            assert time.monotonic() < deadline, "the old events were not purged"
+        while not any(row["last_error"] for row in await _purge_jobs(runtime)):
+            assert time.monotonic() < deadline, "the housekeeping job did not run"
             await asyncio.sleep(0.05)
     finally:
         stop.set()
         await workers
+    rows = {row["idempotency_key"]: row for row in await _purge_jobs(runtime)}
+    this, after = (f"{PURGE_JOB}:{at.isoformat()}" for at in (hour, hour + timedelta(hours=1)))
+    assert "the store is in trouble" in rows[this]["last_error"]
+    assert rows[this]["status"] == "queued"  # to be tried again, later
+    assert rows[this]["run_at"] > utcnow()
+    assert rows[after]["status"] == "queued"  # the chain goes on
+
+
+async def _insert_audit(runtime: Runtime, moment: datetime, count: int) -> list[str]:
+    values = {"tenant_id": None, "actor": "admin", "action": "tenant.created", "target": None,
+              "details": {}, "request_id": None, "created_at": moment}  # fmt: skip
+    return await _insert_made_at(runtime, audit_log, moment, count, values)
+
+
+async def _audit_ids(runtime: Runtime) -> set[str]:
+    return await _ids_of(runtime, audit_log)
+
+
+async def test_audit_entries_past_the_retention_are_purged_in_batches(runtime: Runtime) -> None:
+    now = utcnow()
+    await _insert_audit(runtime, now - timedelta(days=400), 5)
+    young = await _insert_audit(runtime, now - timedelta(days=300), 2)
+
+    assert await purge_audit_log(runtime.db, timedelta(days=365), batch=2) == 5
+    assert await _audit_ids(runtime) == set(young)
+    assert await purge_audit_log(runtime.db, timedelta(days=365)) == 0
+
+
+async def test_the_housekeeping_purges_the_audit_log_unless_kept_for_good(db_url: str) -> None:
+    for kept, expected in ((0.0, 3), (365 * 86400.0, 1)):
+        settings = make_settings(db_url, audit_retention_seconds=kept)
+        runtime = Runtime(settings, capabilities=[])
+        await runtime.start(migrate_schema=True)
+        try:
+            async with runtime.db.transaction() as conn:
+                await conn.execute(audit_log.delete())
+                await conn.execute(jobs.delete())
+            await _insert_audit(runtime, utcnow() - timedelta(days=400), 2)
+            await _insert_audit(runtime, utcnow() - timedelta(days=1), 1)
+            await _run_workers_until_purged(runtime)
+            assert len(await _audit_ids(runtime)) == expected, kept
+        finally:
+            await runtime.close()
 
 
 async def _insert_jobs(

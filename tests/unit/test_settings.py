@@ -48,6 +48,12 @@ def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
             "INTERLINK_MESSAGE_RETENTION_SECONDS: must be at least "
             "INTERLINK_PAYLOAD_RETENTION_SECONDS (2592000)",
         ),
+        (
+            "INTERLINK_AUDIT_RETENTION_SECONDS",
+            "3600",
+            "INTERLINK_AUDIT_RETENTION_SECONDS: must be 0 (keep the audit log for good) or at "
+            "least 86400",
+        ),
     ],
 )
 def test_bad_values_fail_fast_with_one_line(
@@ -59,6 +65,12 @@ def test_bad_values_fail_fast_with_one_line(
     message = str(info.value)
     assert message.startswith(expected)
     assert "\n" not in message
+
+
+def test_the_audit_log_is_kept_a_year_or_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().audit_retention_seconds == 365 * 86400
+    monkeypatch.setenv("INTERLINK_AUDIT_RETENTION_SECONDS", "0")
+    assert load_settings().audit_retention_seconds == 0
 
 
 def test_config_file_is_read_and_the_environment_wins(

@@ -14,6 +14,7 @@ from interlink.queue.worker import (
     PermanentJobError,
     RetryJob,
     Worker,
+    hourly_handler,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "PermanentJobError",
     "RetryJob",
     "Worker",
+    "hourly_handler",
 ]

@@ -83,11 +83,13 @@ class JobTaker(Protocol):
     worker_id: str
 
     def spare(self, kind: str) -> int:
-        """How many more jobs of ``kind`` it would start now (0: it does not run that kind)."""
+        """How many more jobs of ``kind`` it would take now, to start at once or as soon as it
+        has room (0: it does not run that kind)."""
         ...
 
     def adopt(self, jobs: list[Job]) -> None:
-        """Start ``jobs``, committed already leased to it."""
+        """Take ``jobs``, committed already leased to it: start them, or keep them (their
+        leases renewed) until it has room."""
         ...
 
 

@@ -16,8 +16,10 @@ import os
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -39,6 +41,7 @@ __all__ = [
     "PermanentJobError",
     "RetryJob",
     "Worker",
+    "hourly_handler",
 ]
 
 log = structlog.get_logger("interlink.worker")
@@ -74,6 +77,20 @@ class JobContext:
 
 
 JobHandler = Callable[[Job, JobContext], Awaitable[None]]
+
+
+def hourly_handler(queue: JobQueue, kind: str, work: Callable[[], Awaitable[object]]) -> JobHandler:
+    """The handler of ``kind``, a job that runs once an hour per deployment
+    (:meth:`JobQueue.enqueue_hourly`): it asks for the next hour's run first, in a transaction
+    of its own, so that a run that fails (retried, or in the end dead) does not end the chain;
+    then it does ``work``."""
+
+    async def handle(job: Job, ctx: JobContext) -> None:
+        async with queue.db.transaction() as conn:
+            await queue.enqueue_hourly(conn, kind, utcnow() + timedelta(hours=1))
+        await work()
+
+    return handle
 
 
 class BatchContext:
@@ -190,6 +207,18 @@ class Worker:
         self._inflight_jobs = 0
         self._released: set[asyncio.Task[None]] = set()
         self._released_jobs = 0
+        # Set when a batch releases its slots: room to claim that no finished task announces.
+        self._freed = asyncio.Event()
+        # Jobs handed over at enqueue with no slot free yet: leased to this worker, they wait
+        # here, up to as many as the concurrency, and start as slots free (before any claim).
+        # Beyond that they are left in the table. One that waits here costs no claim and no
+        # read of what its enqueuer already knew (its memo).
+        self._waiting: deque[Job] = deque()
+        # Whether the last claim filled its batch (more may be due in the table), and when it
+        # ran: while jobs may be due there, the line leaves the claim its share of the slots.
+        self._table_full = False
+        self._claimed_at = 0.0
+        self._stopping = False
         self._done: list[Job] = []
         self._low_water = max(1, concurrency // 4)
         queue.add_wake_listener(self.wake)
@@ -198,10 +227,11 @@ class Worker:
         self._wake.set()
 
     def spare(self, kind: str) -> int:
-        """Room for jobs of ``kind`` handed over at enqueue (:class:`JobTaker`)."""
-        if self.queue.taker is not self or kind not in self.handlers:
+        """Room for jobs of ``kind`` handed over at enqueue (:class:`JobTaker`): free slots and
+        free places in the waiting line."""
+        if self.queue.taker is not self or kind not in self.handlers or self._stopping:
             return 0
-        return self._room()
+        return max(0, self._room() + self.concurrency - len(self._waiting))
 
     def _room(self) -> int:
         """Free slots: at most ``concurrency`` jobs working, and as many again released."""
@@ -209,8 +239,29 @@ class Worker:
         return max(0, min(self.concurrency - working, 2 * self.concurrency - working - released))
 
     def adopt(self, jobs: list[Job]) -> None:
-        """Start jobs committed already leased to this worker (:class:`JobTaker`)."""
-        self._start_all(jobs)
+        """Start jobs committed already leased to this worker (:class:`JobTaker`), or line
+        them up until slots free."""
+        self._waiting.extend(jobs)
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Start as many waiting jobs as there are free slots, oldest first. While jobs may be
+        due in the table (the last claim filled its batch, new work was signalled since, or a
+        poll interval has passed) a quarter of the slots is left to the claim, so that the
+        line, refilled as fast as it empties under load, cannot starve retries and other
+        kinds of job."""
+        if self._stopping or not self._waiting:
+            return
+        free = self._room()
+        if (
+            self._table_full
+            or self._wake.is_set()
+            or time.monotonic() - self._claimed_at >= self.poll_seconds
+        ):
+            free -= self._low_water
+        free = min(free, len(self._waiting))
+        if free > 0:
+            self._start_all([self._waiting.popleft() for _ in range(free)])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release what is in flight."""
@@ -224,15 +275,20 @@ class Worker:
         if self.listen_url:
             helpers.append(asyncio.create_task(self._listen(stop), name="listen"))
         stop_wait = asyncio.create_task(stop.wait())
+        self._stopping = False  # run again by its supervisor after a failure
         if self.queue.taker is None:
             self.queue.taker = self
         try:
             while not stop.is_set():
                 await self._flush_done()
+                self._start_waiting()
                 free = self._room()
                 # Claim in batches: one claim query per few finished jobs, not per job.
                 if free < self._low_water and self._inflight:
-                    await self._wait_any(stop_wait)
+                    # Until a task ends or a batch gives its slots back (after its requests,
+                    # before its outcomes are written): claiming waits for neither.
+                    self._freed.clear()
+                    await self._wait_any(stop_wait, self._freed.wait())
                     continue
                 self._wake.clear()
                 try:
@@ -241,13 +297,16 @@ class Worker:
                     log.warning("claim failed", error=str(error))
                     await self._wait_any(stop_wait)
                     continue
+                self._table_full, self._claimed_at = len(claimed) >= free, time.monotonic()
                 self._start_all(claimed)
+                self._start_waiting()  # what the claim left of the share it was kept
                 if len(claimed) < free:
                     # Nothing more is due: sleep until new work or the poll. A finished job
                     # makes nothing due, so it is no reason to claim again (with jobs handed
                     # over at enqueue, that claim would find nothing almost every time).
                     await self._wait_any(stop_wait, self._wake.wait(), inflight=False)
         finally:
+            self._stopping = True
             if self.queue.taker is self:
                 self.queue.taker = None
             await self._shutdown()
@@ -311,6 +370,8 @@ class Worker:
             self._released.add(task)
             self._inflight_jobs -= len(jobs)
             self._released_jobs += len(jobs)
+            self._freed.set()
+            self._start_waiting()
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         jobs = self._inflight.pop(task, None)
@@ -320,6 +381,7 @@ class Worker:
                 self._released_jobs -= len(jobs)
             else:
                 self._inflight_jobs -= len(jobs)
+            self._start_waiting()
         if self._done:
             self._wake.set()  # finished jobs to mark done: the loop does it before their lease ends
 
@@ -439,14 +501,8 @@ class Worker:
         interval = self.queue.lease_seconds / 3
         while not stop.is_set():
             await asyncio.sleep(interval)
-            tokens = sorted(
-                {
-                    job.lease_token
-                    for jobs in self._inflight.values()
-                    for job in jobs
-                    if job.lease_token
-                }
-            )
+            held = [job for jobs in self._inflight.values() for job in jobs]
+            tokens = sorted({job.lease_token for job in [*held, *self._waiting] if job.lease_token})
             try:
                 await self.queue.renew(tokens)
             except StoreUnavailable as error:
@@ -468,6 +524,10 @@ class Worker:
         await listen(self.listen_url, NOTIFY_CHANNEL, self.wake, stop, retry=self.poll_seconds)
 
     async def _shutdown(self) -> None:
+        if self._waiting:
+            # Never started: back to the queue at once, the attempt not counted.
+            waiting, self._waiting = list(self._waiting), deque()
+            await self._guard(self.queue.release(waiting))
         if self._inflight:
             log.info("finishing jobs in flight", count=self._inflight_jobs + self._released_jobs)
             _, pending = await asyncio.wait(

@@ -15,7 +15,7 @@ from interlink.webhooks.inbound.cli import cli
 from interlink.webhooks.inbound.forwarding import FORWARD_JOB, forward_handler
 from interlink.webhooks.inbound.ingest import ingest_app
 from interlink.webhooks.inbound.processing import process_handler
-from interlink.webhooks.inbound.retention import PURGE_JOB, purge_handler, schedule_purge
+from interlink.webhooks.inbound.retention import PURGE_JOB, purge_handler
 from interlink.webhooks.inbound.state import inbound_state
 from interlink.webhooks.inbound.writer import PROCESS_JOB
 
@@ -31,7 +31,7 @@ __all__ = ["capability"]
 async def _start(runtime: Runtime) -> None:
     inbound_state(runtime).writer.start()
     async with runtime.db.transaction() as conn:
-        await schedule_purge(conn, runtime.queue, utcnow())
+        await runtime.queue.enqueue_hourly(conn, PURGE_JOB, utcnow())
 
 
 async def _stop(runtime: Runtime) -> None:

@@ -18,11 +18,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, exists, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import id_floor
-from interlink.queue.jobs import Job, JobQueue
-from interlink.queue.worker import JobContext, JobHandler
+from interlink.queue.worker import JobHandler, hourly_handler
 from interlink.store.database import Database
 from interlink.store.retention import BATCH, delete_in_batches
 from interlink.store.types import utcnow
@@ -31,16 +29,11 @@ from interlink.webhooks.inbound.tables import inbound_events, inbound_forwards
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
-__all__ = ["PURGE_JOB", "purge_events", "purge_handler", "schedule_purge"]
+__all__ = ["PURGE_JOB", "purge_events", "purge_handler"]
 
 PURGE_JOB = "inbound.purge"
 _UNFINISHED_PROCESSING = ("pending", "retrying")
 _FINISHED_FORWARDS = ("succeeded", "dead", "cancelled")
-
-
-async def schedule_purge(conn: AsyncConnection, queue: JobQueue, at: datetime) -> None:
-    """Enqueue the purge of the hour containing ``at`` (once, whoever asks)."""
-    await queue.enqueue_hourly(conn, PURGE_JOB, at)
 
 
 def _finished(cutoff: datetime) -> ColumnElement[bool]:
@@ -76,9 +69,7 @@ def purge_handler(runtime: Runtime) -> JobHandler:
     """The handler of ``inbound.purge``."""
     retention = timedelta(seconds=runtime.settings.inbound_retention_seconds)
 
-    async def handle(job: Job, ctx: JobContext) -> None:
+    async def purge() -> None:
         await purge_events(runtime.db, retention)
-        async with ctx.transaction() as conn:
-            await schedule_purge(conn, runtime.queue, utcnow() + timedelta(hours=1))
 
-    return handle
+    return hourly_handler(runtime.queue, PURGE_JOB, purge)

@@ -15,7 +15,7 @@ from interlink.webhooks.outbound.cli import cli
 from interlink.webhooks.outbound.delivery import deliver_handler
 from interlink.webhooks.outbound.fanout import EventFanout
 from interlink.webhooks.outbound.ordering import DELIVER_JOB
-from interlink.webhooks.outbound.retention import PURGE_JOB, purge_handler, schedule_purge
+from interlink.webhooks.outbound.retention import PURGE_JOB, purge_handler
 from interlink.webhooks.outbound.state import outbound_state
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ __all__ = ["capability"]
 async def _start(runtime: Runtime) -> None:
     outbound_state(runtime)  # built now, so a bad INTERLINK_RETRY_SCHEDULE fails at start
     async with runtime.db.transaction() as conn:
-        await schedule_purge(conn, runtime.queue, utcnow())
+        await runtime.queue.enqueue_hourly(conn, PURGE_JOB, utcnow())
 
 
 async def _stop(runtime: Runtime) -> None:

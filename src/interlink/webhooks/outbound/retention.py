@@ -12,15 +12,13 @@ write lock for seconds.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, true
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interlink.ids import id_floor
-from interlink.queue.jobs import Job, JobQueue
-from interlink.queue.worker import JobContext, JobHandler
+from interlink.queue.worker import JobHandler, hourly_handler
 from interlink.store.database import Database
 from interlink.store.retention import BATCH, delete_in_batches, update_in_batches
 from interlink.store.types import utcnow
@@ -34,14 +32,9 @@ from interlink.webhooks.outbound.tables import (
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
-__all__ = ["PURGE_JOB", "purge_handler", "purge_messages", "purge_payloads", "schedule_purge"]
+__all__ = ["PURGE_JOB", "purge_handler", "purge_messages", "purge_payloads"]
 
 PURGE_JOB = "outbound.purge"
-
-
-async def schedule_purge(conn: AsyncConnection, queue: JobQueue, at: datetime) -> None:
-    """Enqueue the purge of the hour containing ``at`` (once, whoever asks)."""
-    await queue.enqueue_hourly(conn, PURGE_JOB, at)
 
 
 async def purge_payloads(
@@ -99,7 +92,7 @@ async def purge_messages(db: Database, *, older_than: timedelta, batch: int = BA
 def purge_handler(runtime: Runtime) -> JobHandler:
     """The handler of ``outbound.purge``."""
 
-    async def handle(job: Job, ctx: JobContext) -> None:
+    async def purge() -> None:
         config = outbound_state(runtime).config
         await purge_payloads(
             runtime.db,
@@ -107,7 +100,5 @@ def purge_handler(runtime: Runtime) -> JobHandler:
             idempotency_window=config.idempotency_window,
         )
         await purge_messages(runtime.db, older_than=config.message_retention)
-        async with ctx.transaction() as conn:
-            await schedule_purge(conn, runtime.queue, utcnow() + timedelta(hours=1))
 
-    return handle
+    return hourly_handler(runtime.queue, PURGE_JOB, purge)
