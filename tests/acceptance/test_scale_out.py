@@ -83,6 +83,12 @@ async def test_api_only_server_and_two_workers_share_the_work(tmp_path: Path, pg
             # that wakes both at once: otherwise the first to start may do all the work before
             # the other has finished starting (on a loaded machine it did).
             await conn.execute("UPDATE jobs SET run_at = now() + interval '1 hour'")
+            listening = (
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query = $1"
+            )
+            listen = f'LISTEN "{NOTIFY_CHANNEL}"'
+            others = await conn.fetchval(listening, listen)  # the API process's, if any
             for worker in workers:
                 worker.process = None
                 worker.start(wait=False)
@@ -91,7 +97,11 @@ async def test_api_only_server_and_two_workers_share_the_work(tmp_path: Path, pg
                     if all("Interlink worker on" in worker.output() for worker in workers):
                         break
                     await asyncio.sleep(0.25)
-                await asyncio.sleep(1.0)  # room for their LISTEN connections to open
+                # Until both workers' LISTEN connections are open, however long that takes.
+                for _ in range(240):
+                    if await conn.fetchval(listening, listen) >= others + 2:
+                        break
+                    await asyncio.sleep(0.25)
                 await conn.execute(f"UPDATE jobs SET run_at = now(); NOTIFY {NOTIFY_CHANNEL}")
                 received = await conn.fetchval(
                     "SELECT count(*) FROM events WHERE type = 'dev.interlink.webhook.received'"

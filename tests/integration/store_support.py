@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy import select
 from interlink.ids import id_floor
 from interlink.runtime import Runtime
 from interlink.store.schema import jobs
+from interlink.store.sqlite_driver import raw_connection
 from interlink.store.types import utcnow
 
 
@@ -58,6 +61,38 @@ def write_lock_taken(sqlite_url: str) -> Iterator[sqlite3.Connection]:
         if other.in_transaction:
             other.execute("ROLLBACK")
         other.close()
+
+
+async def commit_when(other: sqlite3.Connection, after: float, ready: Callable[[], bool]) -> float:
+    """Commit ``other`` (:func:`write_lock_taken`), releasing the write lock, from the event
+    loop, ``after`` seconds from now and once ``ready()`` holds; returns when
+    (``time.monotonic``). Released by the loop itself: a wait for the lock that held the loop
+    would never end (it fails with SQLite's busy timeout)."""
+    await asyncio.sleep(after)
+    while not ready():
+        await asyncio.sleep(0)
+    other.execute("COMMIT")
+    return time.monotonic()
+
+
+@contextlib.asynccontextmanager
+async def begins_traced(runtime: Runtime) -> AsyncIterator[list[int]]:
+    """The threads that ran a ``BEGIN IMMEDIATE`` (each try, taken or refused, in order) on
+    the SQLite store's one pooled connection, for the block's length."""
+    async with runtime.db.connection() as conn:
+        raw = await conn.get_raw_connection()
+        connection, _ = raw_connection(raw.dbapi_connection)
+    threads: list[int] = []
+
+    def trace(statement: str) -> None:
+        if statement == "BEGIN IMMEDIATE":
+            threads.append(threading.get_ident())
+
+    connection.set_trace_callback(trace)
+    try:
+        yield threads
+    finally:
+        connection.set_trace_callback(None)
 
 
 @dataclass

@@ -197,9 +197,9 @@ async def test_graceful_shutdown_releases_unfinished_jobs(runtime: Runtime) -> N
         await queue.enqueue(conn, "test.slow", {})
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(started.wait(), 30)
     stop.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 30)  # the handler sleeps a minute: its grace of 0.1 s ends it
     (row,) = await queue.list()
     assert row["status"] == "queued"
     assert row["attempts"] == 0

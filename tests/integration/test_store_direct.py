@@ -20,7 +20,12 @@ from interlink.store.direct import DirectStatement, DirectTransaction, run_trans
 from interlink.store.schema import events
 from interlink.store.sqlite_driver import BUSY_TIMEOUT_MS
 from interlink.store.types import UTCDateTime, sqlite_utc_text
-from tests.integration.store_support import ticking, write_lock_taken
+from tests.integration.store_support import (
+    begins_traced,
+    commit_when,
+    ticking,
+    write_lock_taken,
+)
 
 
 @pytest.mark.parametrize(
@@ -156,15 +161,22 @@ async def test_a_briefly_taken_write_lock_is_waited_for_on_the_loops_thread(
 ) -> None:
     ran_on, work = _insert_noting_the_thread(sqlite_runtime, "evt_after_a_short_wait")
 
-    # Held for 20 ms, as the checkpoint thread or another process may hold it now and then.
+    # Held for 20 ms, as the checkpoint thread or another process may hold it now and then, and
+    # until the loop has gone on running other tasks meanwhile (however slowly a loaded machine
+    # runs them): released by the loop itself, which a wait that held it would never let happen.
     with write_lock_taken(sqlite_url) as other:
         async with ticking(0) as ticks:
-            asyncio.get_running_loop().call_later(0.02, other.execute, "COMMIT")
+            release = asyncio.create_task(commit_when(other, 0.02, lambda: ticks.count > 10))
             started = time.monotonic()
-            await asyncio.wait_for(run_transaction(sqlite_runtime.db, work), 10)
-            waited = time.monotonic() - started
+            try:
+                await asyncio.wait_for(run_transaction(sqlite_runtime.db, work), 10)
+            finally:
+                release.cancel()  # done by now, unless the transaction failed
+            finished = time.monotonic()
+            released_at = await release
     assert ran_on == [threading.get_ident()]  # once, on the loop's thread, after the wait
-    assert 0.015 < waited < 1.0
+    assert finished - started > 0.015
+    assert finished - released_at < 1.0
     assert ticks.count > 10  # the loop went on running other tasks meanwhile
     async with sqlite_runtime.db.transaction() as conn:
         ids = (await conn.execute(select(events.c.id))).scalars().all()
@@ -179,17 +191,23 @@ async def test_a_taken_write_lock_is_waited_for_on_the_connections_thread(
     ran_on, work = _insert_noting_the_thread(sqlite_runtime, "evt_after_the_lock")
 
     # Another process's connection, as `interlink` commands or a second server would hold it.
-    with write_lock_taken(sqlite_url) as other:
-        waiting = asyncio.create_task(run_transaction(sqlite_runtime.db, work))
-        started = time.monotonic()
-        for _ in range(20):
-            await asyncio.sleep(0.01)
-        # 20 ticks of 10 ms: the loop was not held waiting for the lock, which is still taken.
-        assert time.monotonic() - started < 2.0
-        assert not waiting.done()
-        other.execute("COMMIT")
-        await asyncio.wait_for(waiting, 10)
-    # Tried at once on the loop's thread (the lock was taken), then waited on the other.
+    async with begins_traced(sqlite_runtime) as begun_on:
+        with write_lock_taken(sqlite_url) as other:
+            waiting = asyncio.create_task(run_transaction(sqlite_runtime.db, work))
+            # Tried at once on the loop's thread (the lock was taken), then waited for on the
+            # connection's thread: wait until it waits there, however long the tries took.
+            async with asyncio.timeout(30):
+                while all(thread == threading.get_ident() for thread in begun_on):
+                    await asyncio.sleep(0.001)
+            started = time.monotonic()
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+            # 20 ticks of 10 ms: the loop was not held waiting for the lock, which is still
+            # taken (a loop held through SQLite's busy timeout, 10 s, would fail both checks).
+            assert time.monotonic() - started < BUSY_TIMEOUT_MS / 1000 / 2
+            assert not waiting.done()
+            other.execute("COMMIT")
+            await asyncio.wait_for(waiting, 10)
     assert ran_on[-1] != threading.get_ident()
     async with sqlite_runtime.db.transaction() as conn:
         ids = (await conn.execute(select(events.c.id))).scalars().all()
@@ -204,7 +222,8 @@ async def test_a_notify_pg_runtime_is_sent_at_the_commit_and_not_on_rollback(
     heard: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(pg_url)
     try:
-        await listener.add_listener("il_direct_test", lambda *args: heard.put_nowait(args[2]))
+        for channel in ("il_direct_test", "il_direct_later"):
+            await listener.add_listener(channel, lambda *args: heard.put_nowait(args[2]))
 
         def rolled_back(tx: DirectTransaction) -> None:
             tx.notify("il_direct_test")
@@ -213,8 +232,11 @@ async def test_a_notify_pg_runtime_is_sent_at_the_commit_and_not_on_rollback(
         with pytest.raises(RuntimeError):
             await run_transaction(pg_runtime.db, rolled_back)
         await run_transaction(pg_runtime.db, lambda tx: tx.notify("il_direct_test"))
-        assert await asyncio.wait_for(heard.get(), 5) == "il_direct_test"
-        await asyncio.sleep(0.2)
+        await run_transaction(pg_runtime.db, lambda tx: tx.notify("il_direct_later"))
+        # Notifications come in the order their transactions committed: once the later one is
+        # here, anything the rolled-back transaction had sent would have come before it.
+        assert await asyncio.wait_for(heard.get(), 30) == "il_direct_test"
+        assert await asyncio.wait_for(heard.get(), 30) == "il_direct_later"
         assert heard.empty()  # the rolled-back transaction's notification never came
     finally:
         await listener.close()

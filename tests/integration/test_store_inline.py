@@ -5,6 +5,7 @@ transaction; on PostgreSQL the flag changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -15,8 +16,15 @@ from interlink.runtime import Runtime
 from interlink.store.database import StoreRejected, pipelined
 from interlink.store.direct import write_many
 from interlink.store.schema import jobs
-from interlink.store.sqlite_driver import raw_connection
-from tests.integration.store_support import job_ids, job_row, ticking, write_lock_taken
+from interlink.store.sqlite_driver import LOCK_PAUSE, LOCK_TRIES, raw_connection
+from tests.integration.store_support import (
+    begins_traced,
+    commit_when,
+    job_ids,
+    job_row,
+    ticking,
+    write_lock_taken,
+)
 
 _INSERT = pipelined(jobs.insert())
 
@@ -73,19 +81,32 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_holding_the_loo
 
     runtime = Runtime(make_settings(sqlite_url), capabilities=[])
     await runtime.start(migrate_schema=True)
+    # A tick every 5 ms meanwhile (well under half of them, on a busy machine, still shows that
+    # the wait did not hold the loop). The lock is released only once the loop has ticked that
+    # often during the wait, however long a loaded machine takes: no window to count in.
+    wanted = math.ceil(seconds / 0.005 * 0.3)
     try:
-        with write_lock_taken(sqlite_url) as other:
-            async with ticking(0.005) as ticks:
-                # Released by the loop itself: a wait that held the loop would never end.
-                asyncio.get_running_loop().call_later(seconds, other.execute, "COMMIT")
-                started = time.monotonic()
-                async with runtime.db.transaction(inline=True) as conn:
-                    await write_many(conn, _INSERT, [job_row("job_a")])
-                waited = time.monotonic() - started
+        async with begins_traced(runtime) as begun_on:
+            with write_lock_taken(sqlite_url) as other:
+                async with ticking(0.005) as ticks:
+                    release = asyncio.create_task(
+                        commit_when(other, seconds, lambda: ticks.count >= wanted)
+                    )
+                    started = time.monotonic()
+                    try:
+                        async with runtime.db.transaction(inline=True) as conn:
+                            await write_many(conn, _INSERT, [job_row("job_a")])
+                    finally:
+                        release.cancel()  # done by now, unless the transaction failed
+                    finished = time.monotonic()
+                    released_at = await release
         assert await job_ids(runtime) == ["job_a"]
-        assert seconds * 0.9 <= waited < 5
-        # A tick every 5 ms meanwhile (well under half of them, on a busy machine, still shows
-        # that the wait did not hold the loop).
-        assert ticks.count >= seconds / 0.005 * 0.3
+        assert seconds * 0.9 <= finished - started
+        assert finished - released_at < 5
+        assert ticks.count >= wanted
+        if seconds < LOCK_TRIES * LOCK_PAUSE:
+            # Released before the tries on the loop's thread ran out (they are at least
+            # LOCK_PAUSE apart, and the release runs between them): one of them took it.
+            assert begun_on[-1] == threading.get_ident()
     finally:
         await runtime.close()

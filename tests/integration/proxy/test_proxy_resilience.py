@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from interlink.connections.catalog import LimitHint, RateLimitHints
 from interlink.egress import BreakerConfig, waiting_disabled
@@ -42,13 +43,28 @@ async def test_429_with_retry_after_is_retried_after_the_wait(sqlite_url: str) -
 
 
 async def test_client_side_limiter_keeps_under_the_catalog_limit(sqlite_url: str) -> None:
-    async with serve_simulator("stripe") as sim:
+    async with serve_simulator("stripe", clock=time.monotonic) as sim:
         catalog = catalog_for({"stripe": sim.url})
         hint = RateLimitHints(limits=(LimitHint(requests=10, per_seconds=1),))
         stripe = catalog["stripe"].model_copy(update={"rate_limit": hint})
         async with running_hub(sqlite_url, catalog=catalog) as hub:
             hub.state.use_catalog(type(catalog)({**dict(catalog), "stripe": stripe}))
             connection_id = await _stripe_connection(hub)
+            # When the bucket gives each call its turn (it reserves it at once, on the same
+            # clock): the moments a loaded machine's delays cannot bunch up, as they can the
+            # calls' arrivals (the bucket allows exactly 10 in a second, with no room to spare).
+            limiter = hub.state.limiter
+            acquire = limiter.acquire
+            turns: list[float] = []
+
+            async def noting_turns(key: str, cost: float = 1.0, **options: Any) -> float:
+                asked = time.monotonic()
+                wait = await acquire(key, cost, **options)
+                if key == f"connection:{connection_id}":
+                    turns.append(asked + wait)
+                return wait
+
+            limiter.acquire = noting_turns  # type: ignore[method-assign]
             async with hub.client(hub.key) as app:
                 answers = await asyncio.gather(
                     *(app.get(f"/v1/proxy/{connection_id}/v1/balance") for _ in range(25))
@@ -57,9 +73,13 @@ async def test_client_side_limiter_keeps_under_the_catalog_limit(sqlite_url: str
             stamps = sorted(
                 r.received_at for r in sim.simulator.requests if r.path == "/v1/balance"
             )[1:]  # the first one was the health probe at creation
-            for index, start in enumerate(stamps):
-                in_window = [s for s in stamps[index:] if s - start < 1.0]
+            turns.sort()
+            assert len(stamps) == len(turns) == 25
+            for index, start in enumerate(turns):
+                in_window = [s for s in turns[index:] if s - start < 1.0]
                 assert len(in_window) <= 10, f"{len(in_window)} calls within one second"
+            # and no call reached the provider before its turn
+            assert all(stamp >= turn for stamp, turn in zip(stamps, turns, strict=True))
 
 
 async def test_breaker_opens_fails_fast_and_closes_after_a_probe(sqlite_url: str) -> None:
