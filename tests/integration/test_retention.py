@@ -78,6 +78,13 @@ async def _purge_jobs(runtime: Runtime) -> list[dict[str, object]]:
     return await runtime.queue.list(kind=PURGE_JOB)
 
 
+def _hours_until_now(since: datetime) -> set[datetime]:
+    """The starts of the hours from ``since``'s to now's (one, unless the clock passed an
+    hour meanwhile)."""
+    first, last = (at.replace(minute=0, second=0, microsecond=0) for at in (since, utcnow()))
+    return {first, last}
+
+
 async def _until_purged(runtime: Runtime) -> None:
     """Wait (10 s at most) until this hour's ``core.purge`` job has succeeded."""
     deadline = time.monotonic() + 10
@@ -109,6 +116,7 @@ async def test_housekeeping_runs_once_an_hour_however_many_worker_processes(
     runtime: Runtime, db_url: str
 ) -> None:
     await _insert(runtime, utcnow() - timedelta(days=8), 2, relayed=True)
+    started = utcnow()
     async with started_runtime(db_url) as other:  # a second process on the same store
         stop = asyncio.Event()
         workers = [asyncio.create_task(rt.run_workers(stop)) for rt in (runtime, other)]
@@ -119,9 +127,11 @@ async def test_housekeeping_runs_once_an_hour_however_many_worker_processes(
             stop.set()
             await asyncio.gather(*workers)
     assert await _ids(runtime) == set()
-    hour = utcnow().replace(minute=0, second=0, microsecond=0)
     rows = await _purge_jobs(runtime)
-    # This hour's job ran once; it asked for the next hour's, once.
+    # This hour's job ran once; it asked for the next hour's, once. (The hour the workers
+    # started in: the one before now's, were the clock to pass the hour meanwhile.)
+    hour = rows[0]["run_at"]
+    assert hour in _hours_until_now(started)
     assert [(row["status"], row["run_at"]) for row in rows] == [
         ("succeeded", hour),
         ("queued", hour + timedelta(hours=1)),
@@ -136,7 +146,7 @@ async def test_a_failing_housekeeping_run_still_asks_for_the_next_hour(
         raise RuntimeError("the store is in trouble")
 
     monkeypatch.setattr(runtime.outbox, "purge", broken)
-    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    started = utcnow()
     stop = asyncio.Event()
     workers = asyncio.create_task(runtime.run_workers(stop))
     try:
@@ -148,7 +158,10 @@ async def test_a_failing_housekeeping_run_still_asks_for_the_next_hour(
         stop.set()
         await workers
     rows = {row["idempotency_key"]: row for row in await _purge_jobs(runtime)}
-    this, after = (f"{PURGE_JOB}:{at.isoformat()}" for at in (hour, hour + timedelta(hours=1)))
+    [this] = [key for key, row in rows.items() if row["last_error"]]
+    hour = datetime.fromisoformat(this.removeprefix(f"{PURGE_JOB}:"))
+    assert hour in _hours_until_now(started)
+    after = f"{PURGE_JOB}:{(hour + timedelta(hours=1)).isoformat()}"
     assert "the store is in trouble" in rows[this]["last_error"]
     assert rows[this]["status"] == "queued"  # to be tried again, later
     assert rows[this]["run_at"] > utcnow()
