@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, text
 
 from interlink.runtime import Runtime
 from interlink.store.database import StoreRejected, StoreUnavailable
@@ -276,7 +276,18 @@ async def test_a_transaction_cancelled_midway_pg_runtime_leaves_nothing_and_a_cl
         tx.fetch(sleep, [{"seconds": 5}])
 
     task = asyncio.create_task(run_transaction(pg_runtime.db, slow))
-    await asyncio.sleep(0.3)
+    # Cancelled midway: once the server runs the sleep, however long the insert took to get
+    # there on a loaded machine.
+    sleeping = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+        " AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+    )
+    async with asyncio.timeout(30):
+        while True:
+            async with pg_runtime.db.connection() as conn:
+                if (await conn.execute(sleeping)).scalar_one():
+                    break
+            await asyncio.sleep(0.01)
     task.cancel()
     for _ in range(3):  # and again while it rolls back, as a shutdown that gives up may
         await asyncio.sleep(0)
