@@ -275,7 +275,16 @@ async def test_jobs_waiting_in_line_keep_their_lease_and_go_back_at_shutdown(
         (first,) = await _enqueue_many(queue, 1)
         await _until(lambda: len(ran) == 1)
         (waiting,) = await _enqueue_many(queue, 1)  # a lease of its own, not the running one's
-        await asyncio.sleep(1.6)  # past the lease: renewed every third of it
+        row = await queue.get(waiting or "")
+        assert row is not None and row["status"] == "running"
+        first_lease = row["lease_expires_at"]
+        # Until the first lease has run out and a renewal (every third of it) holds the job,
+        # however slowly a loaded machine runs them: never, were waiting jobs not renewed.
+        async with asyncio.timeout(30):
+            while not (utcnow() > first_lease and row["lease_expires_at"] > utcnow()):
+                await asyncio.sleep(0.05)
+                row = await queue.get(waiting or "") or row
+                assert row["status"] == "running", "the waiting job's lease ran out"
         assert await queue.reap_expired() == 0
         row = await queue.get(waiting or "")
         assert row is not None and row["status"] == "running"
@@ -305,7 +314,7 @@ async def test_a_worker_that_claims_from_the_table_claims_again_when_a_batch_rel
         await asyncio.sleep(0.1)
         assert len(started) == 1  # both slots working: nothing claimed
         release.set()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(30):  # half the poll: woken by the release, not the poll
             await _until(lambda: len(started) == 2)
         assert [set(batch) for batch in started] == [set(first), set(second)]
         finish.set()
