@@ -12,14 +12,13 @@ processes there are. Each purge deletes a batch of rows per transaction (``store
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import true
 
 from interlink.ids import id_floor
-from interlink.queue.jobs import JobQueue
 from interlink.queue.worker import JobHandler, hourly_handler
 from interlink.store.database import Database
 from interlink.store.retention import BATCH, delete_in_batches
@@ -29,17 +28,11 @@ from interlink.store.types import utcnow
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
-__all__ = ["PURGE_JOB", "purge_audit_log", "purge_handler", "schedule_purge"]
+__all__ = ["PURGE_JOB", "purge_audit_log", "purge_handler"]
 
 PURGE_JOB = "core.purge"
 
 log = structlog.get_logger("interlink.housekeeping")
-
-
-async def schedule_purge(queue: JobQueue, at: datetime) -> None:
-    """Enqueue the purge of the hour containing ``at`` (once, whoever asks)."""
-    async with queue.db.transaction() as conn:
-        await queue.enqueue_hourly(conn, PURGE_JOB, at)
 
 
 async def purge_audit_log(db: Database, older_than: timedelta, *, batch: int = BATCH) -> int:

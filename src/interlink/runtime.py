@@ -18,7 +18,7 @@ from interlink.capabilities import load_capabilities
 from interlink.capability import Capability, EncryptedColumn
 from interlink.events.outbox import Outbox
 from interlink.events.relay import EventRelay, EventSubscriber
-from interlink.housekeeping import PURGE_JOB, purge_handler, schedule_purge
+from interlink.housekeeping import PURGE_JOB, purge_handler
 from interlink.observability.metrics import Metrics
 from interlink.observability.tracing import configure_tracing
 from interlink.queue.jobs import JobQueue
@@ -169,9 +169,7 @@ class Runtime:
         tasks = [
             asyncio.create_task(supervised("worker", lambda: worker.run(stop), stop)),
             asyncio.create_task(supervised("relay", lambda: relay.run(stop), stop)),
-            asyncio.create_task(
-                supervised("housekeeping", lambda: schedule_purge(self.queue, utcnow()), stop)
-            ),
+            asyncio.create_task(supervised("housekeeping", self._ask_for_housekeeping, stop)),
         ]
         try:
             await asyncio.gather(*tasks)
@@ -179,3 +177,6 @@ class Runtime:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _ask_for_housekeeping(self) -> None:
+        await self.queue.enqueue_hourly(PURGE_JOB, utcnow())

@@ -205,14 +205,15 @@ class JobQueue:
         )
         return ids[0]
 
-    async def enqueue_hourly(self, conn: AsyncConnection, kind: str, at: datetime) -> None:
-        """Enqueue job ``kind`` (no payload) for the start of the hour containing ``at``, once
-        however many processes ask: the idempotency key names the hour. A job that enqueues
-        its next hour this way runs once an hour per deployment."""
+    async def enqueue_hourly(self, kind: str, at: datetime) -> None:
+        """Enqueue job ``kind`` (no payload) for the start of the hour containing ``at``, in a
+        transaction of its own, once however many processes ask: the idempotency key names the
+        hour. A job that enqueues its next hour this way runs once an hour per deployment."""
         hour = at.replace(minute=0, second=0, microsecond=0)
-        await self.enqueue(
-            conn, kind, {}, run_at=hour, idempotency_key=f"{kind}:{hour.isoformat()}"
-        )
+        async with self.db.transaction() as conn:
+            await self.enqueue(
+                conn, kind, {}, run_at=hour, idempotency_key=f"{kind}:{hour.isoformat()}"
+            )
 
     async def enqueue_many(
         self,

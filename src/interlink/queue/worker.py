@@ -81,13 +81,12 @@ JobHandler = Callable[[Job, JobContext], Awaitable[None]]
 
 def hourly_handler(queue: JobQueue, kind: str, work: Callable[[], Awaitable[object]]) -> JobHandler:
     """The handler of ``kind``, a job that runs once an hour per deployment
-    (:meth:`JobQueue.enqueue_hourly`): it asks for the next hour's run first, in a transaction
-    of its own, so that a run that fails (retried, or in the end dead) does not end the chain;
-    then it does ``work``."""
+    (:meth:`JobQueue.enqueue_hourly`): it asks for the next hour's run first, committed apart
+    from the job, so that a run that fails (retried, or in the end dead) does not end the
+    chain; then it does ``work``."""
 
     async def handle(job: Job, ctx: JobContext) -> None:
-        async with queue.db.transaction() as conn:
-            await queue.enqueue_hourly(conn, kind, utcnow() + timedelta(hours=1))
+        await queue.enqueue_hourly(kind, utcnow() + timedelta(hours=1))
         await work()
 
     return handle

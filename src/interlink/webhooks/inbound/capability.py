@@ -30,8 +30,7 @@ __all__ = ["capability"]
 
 async def _start(runtime: Runtime) -> None:
     inbound_state(runtime).writer.start()
-    async with runtime.db.transaction() as conn:
-        await runtime.queue.enqueue_hourly(conn, PURGE_JOB, utcnow())
+    await runtime.queue.enqueue_hourly(PURGE_JOB, utcnow())
 
 
 async def _stop(runtime: Runtime) -> None:

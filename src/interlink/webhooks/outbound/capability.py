@@ -30,8 +30,7 @@ __all__ = ["capability"]
 
 async def _start(runtime: Runtime) -> None:
     outbound_state(runtime)  # built now, so a bad INTERLINK_RETRY_SCHEDULE fails at start
-    async with runtime.db.transaction() as conn:
-        await runtime.queue.enqueue_hourly(conn, PURGE_JOB, utcnow())
+    await runtime.queue.enqueue_hourly(PURGE_JOB, utcnow())
 
 
 async def _stop(runtime: Runtime) -> None:
