@@ -163,8 +163,11 @@ async def test_a_finished_job_is_marked_done_at_once_even_with_a_long_poll(
 
     async with _running(Worker(queue, {"test.noop": noop}, poll_seconds=60)):
         (job_id,) = await _enqueue_many(queue, 1)
-        while (await queue.get(job_id) or {}).get("status") != "succeeded":
-            await asyncio.sleep(0.02)
+        # Within a few seconds, far below both the 60 s poll and the lease: a worker that only
+        # recorded the outcome at its next poll would fail here instead of passing slowly.
+        async with asyncio.timeout(5):
+            while (await queue.get(job_id) or {}).get("status") != "succeeded":
+                await asyncio.sleep(0.02)
 
 
 async def _until(condition: Callable[[], bool]) -> None:
