@@ -167,7 +167,7 @@ def fire(
     count: Annotated[int, typer.Option(min=1, max=100_000, help="How many webhooks")] = 1,
     url: Annotated[str | None, typer.Option(help="Post here instead of the ingest URL")] = None,
 ) -> None:
-    """Fire realistic signed sample webhooks of PROVIDER at a source."""
+    """Fire realistic signed sample webhooks of one provider (--provider) at a source."""
     if provider not in PROVIDERS:
         raise CLIError(f"--provider must be one of {', '.join(PROVIDERS)}")
 
