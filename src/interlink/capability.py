@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from interlink.queue.worker import BatchHandler, JobHandler
     from interlink.runtime import Runtime
 
-__all__ = ["Capability", "EncryptedColumn"]
+__all__ = ["Capability", "EncryptedColumn", "HourlyWork"]
+
+HourlyWork = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Capability:
     # Path prefix → raw ASGI app served ahead of FastAPI (see api.middleware.FastPaths).
     asgi_mounts: Mapping[str, ASGIApp] = field(default_factory=dict)
     job_handlers: Callable[[Runtime], Mapping[str, JobHandler | BatchHandler]] | None = None
+    # Job kind → work run once an hour per deployment (``interlink.queue.hourly_handler``): the
+    # core registers its handler and asks for the current hour's run when workers start.
+    hourly_jobs: Callable[[Runtime], Mapping[str, HourlyWork]] | None = None
     event_subscribers: Callable[[Runtime], Sequence[EventSubscriber]] | None = None
     cli: typer.Typer | None = None
     cli_name: str | None = None

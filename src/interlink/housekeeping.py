@@ -19,16 +19,16 @@ import structlog
 from sqlalchemy import true
 
 from interlink.ids import id_floor
-from interlink.queue.worker import JobHandler, hourly_handler
 from interlink.store.database import Database
 from interlink.store.retention import BATCH, delete_in_batches
 from interlink.store.schema import audit_log
 from interlink.store.types import utcnow
 
 if TYPE_CHECKING:
+    from interlink.capability import HourlyWork
     from interlink.runtime import Runtime
 
-__all__ = ["PURGE_JOB", "purge_audit_log", "purge_handler"]
+__all__ = ["PURGE_JOB", "purge_audit_log", "purge_work"]
 
 PURGE_JOB = "core.purge"
 
@@ -44,8 +44,8 @@ async def purge_audit_log(db: Database, older_than: timedelta, *, batch: int = B
     )  # fmt: skip
 
 
-def purge_handler(runtime: Runtime) -> JobHandler:
-    """The handler of ``core.purge``."""
+def purge_work(runtime: Runtime) -> HourlyWork:
+    """The work of ``core.purge``, run once an hour."""
     settings = runtime.settings
 
     async def purge() -> None:
@@ -64,4 +64,4 @@ def purge_handler(runtime: Runtime) -> JobHandler:
         if any(purged.values()):
             log.info("purged what is past its retention", **purged)
 
-    return hourly_handler(runtime.queue, PURGE_JOB, purge)
+    return purge

@@ -15,14 +15,14 @@ import structlog
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from interlink.capabilities import load_capabilities
-from interlink.capability import Capability, EncryptedColumn
+from interlink.capability import Capability, EncryptedColumn, HourlyWork
 from interlink.events.outbox import Outbox
 from interlink.events.relay import EventRelay, EventSubscriber
-from interlink.housekeeping import PURGE_JOB, purge_handler
+from interlink.housekeeping import PURGE_JOB, purge_work
 from interlink.observability.metrics import Metrics
 from interlink.observability.tracing import configure_tracing
 from interlink.queue.jobs import JobQueue
-from interlink.queue.worker import BatchHandler, JobHandler, Worker
+from interlink.queue.worker import BatchHandler, JobHandler, Worker, hourly_handler
 from interlink.settings import Settings
 from interlink.store import migrate
 from interlink.store.database import Database
@@ -128,8 +128,19 @@ class Runtime:
             self.tracer_provider.shutdown()
         await self.db.dispose()
 
+    def hourly_jobs(self) -> Mapping[str, HourlyWork]:
+        """The jobs run once an hour per deployment, the core's housekeeping first."""
+        jobs: dict[str, HourlyWork] = {PURGE_JOB: purge_work(self)}
+        for capability in self.capabilities:
+            if capability.hourly_jobs is not None:
+                jobs.update(capability.hourly_jobs(self))
+        return jobs
+
     def job_handlers(self) -> Mapping[str, JobHandler | BatchHandler]:
-        handlers: dict[str, JobHandler | BatchHandler] = {PURGE_JOB: purge_handler(self)}
+        hourly = self.hourly_jobs().items()
+        handlers: dict[str, JobHandler | BatchHandler] = {
+            kind: hourly_handler(self.queue, kind, work) for kind, work in hourly
+        }
         for capability in self.capabilities:
             if capability.job_handlers is not None:
                 handlers.update(capability.job_handlers(self))
@@ -156,7 +167,8 @@ class Runtime:
 
     async def run_workers(self, stop: asyncio.Event, concurrency: int | None = None) -> None:
         """Run the job worker and the event relay until ``stop`` is set, and ask for this hour's
-        housekeeping (``interlink.housekeeping``)."""
+        run of every hourly job (:meth:`hourly_jobs`: the core's housekeeping,
+        ``interlink.housekeeping``, and the capabilities' own)."""
         relay = EventRelay(
             self.outbox,
             self.subscribers(),
@@ -179,4 +191,5 @@ class Runtime:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _ask_for_housekeeping(self) -> None:
-        await self.queue.enqueue_hourly(PURGE_JOB, utcnow())
+        for kind in self.hourly_jobs():
+            await self.queue.enqueue_hourly(kind, utcnow())

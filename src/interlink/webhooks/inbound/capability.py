@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interlink.capability import Capability, EncryptedColumn
-from interlink.store.types import utcnow
+from interlink.capability import Capability, EncryptedColumn, HourlyWork
 from interlink.webhooks.inbound.api import destinations as destinations_api
 from interlink.webhooks.inbound.api import events as events_api
 from interlink.webhooks.inbound.api import ingest_route
@@ -15,7 +14,7 @@ from interlink.webhooks.inbound.cli import cli
 from interlink.webhooks.inbound.forwarding import FORWARD_JOB, forward_handler
 from interlink.webhooks.inbound.ingest import ingest_app
 from interlink.webhooks.inbound.processing import process_handler
-from interlink.webhooks.inbound.retention import PURGE_JOB, purge_handler
+from interlink.webhooks.inbound.retention import PURGE_JOB, purge_work
 from interlink.webhooks.inbound.state import inbound_state
 from interlink.webhooks.inbound.writer import PROCESS_JOB
 
@@ -30,7 +29,6 @@ __all__ = ["capability"]
 
 async def _start(runtime: Runtime) -> None:
     inbound_state(runtime).writer.start()
-    await runtime.queue.enqueue_hourly(PURGE_JOB, utcnow())
 
 
 async def _stop(runtime: Runtime) -> None:
@@ -43,8 +41,11 @@ def _handlers(runtime: Runtime) -> Mapping[str, JobHandler | BatchHandler]:
     return {
         PROCESS_JOB: process_handler(runtime),
         FORWARD_JOB: forward_handler(runtime),
-        PURGE_JOB: purge_handler(runtime),
     }
+
+
+def _hourly_jobs(runtime: Runtime) -> Mapping[str, HourlyWork]:
+    return {PURGE_JOB: purge_work(runtime)}
 
 
 capability = Capability(
@@ -57,6 +58,7 @@ capability = Capability(
     ),
     asgi_mounts={"/in/": ingest_app},
     job_handlers=_handlers,
+    hourly_jobs=_hourly_jobs,
     cli=cli,
     cli_name="sources",
     migrations=Path(__file__).parent / "migrations",

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ColumnElement, exists, select
 
 from interlink.ids import id_floor
-from interlink.queue.worker import JobHandler, hourly_handler
 from interlink.store.database import Database
 from interlink.store.retention import BATCH, delete_in_batches
 from interlink.store.types import utcnow
 from interlink.webhooks.inbound.tables import inbound_events, inbound_forwards
 
 if TYPE_CHECKING:
+    from interlink.capability import HourlyWork
     from interlink.runtime import Runtime
 
-__all__ = ["PURGE_JOB", "purge_events", "purge_handler"]
+__all__ = ["PURGE_JOB", "purge_events", "purge_work"]
 
 PURGE_JOB = "inbound.purge"
 _UNFINISHED_PROCESSING = ("pending", "retrying")
@@ -65,11 +65,11 @@ async def purge_events(db: Database, retention: timedelta, *, batch: int = BATCH
     )
 
 
-def purge_handler(runtime: Runtime) -> JobHandler:
-    """The handler of ``inbound.purge``."""
+def purge_work(runtime: Runtime) -> HourlyWork:
+    """The work of ``inbound.purge``, run once an hour."""
     retention = timedelta(seconds=runtime.settings.inbound_retention_seconds)
 
     async def purge() -> None:
         await purge_events(runtime.db, retention)
 
-    return hourly_handler(runtime.queue, PURGE_JOB, purge)
+    return purge

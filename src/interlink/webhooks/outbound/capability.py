@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interlink.capability import Capability, EncryptedColumn
-from interlink.store.types import utcnow
+from interlink.capability import Capability, EncryptedColumn, HourlyWork
 from interlink.webhooks.outbound.api import endpoints as endpoints_api
 from interlink.webhooks.outbound.api import event_types as event_types_api
 from interlink.webhooks.outbound.api import messages as messages_api
@@ -15,7 +14,7 @@ from interlink.webhooks.outbound.cli import cli
 from interlink.webhooks.outbound.delivery import deliver_handler
 from interlink.webhooks.outbound.fanout import EventFanout
 from interlink.webhooks.outbound.ordering import DELIVER_JOB
-from interlink.webhooks.outbound.retention import PURGE_JOB, purge_handler
+from interlink.webhooks.outbound.retention import PURGE_JOB, purge_work
 from interlink.webhooks.outbound.state import outbound_state
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ __all__ = ["capability"]
 
 async def _start(runtime: Runtime) -> None:
     outbound_state(runtime)  # built now, so a bad INTERLINK_RETRY_SCHEDULE fails at start
-    await runtime.queue.enqueue_hourly(PURGE_JOB, utcnow())
 
 
 async def _stop(runtime: Runtime) -> None:
@@ -41,7 +39,11 @@ async def _stop(runtime: Runtime) -> None:
 
 
 def _handlers(runtime: Runtime) -> Mapping[str, JobHandler | BatchHandler]:
-    return {DELIVER_JOB: deliver_handler(runtime), PURGE_JOB: purge_handler(runtime)}
+    return {DELIVER_JOB: deliver_handler(runtime)}
+
+
+def _hourly_jobs(runtime: Runtime) -> Mapping[str, HourlyWork]:
+    return {PURGE_JOB: purge_work(runtime)}
 
 
 def _subscribers(runtime: Runtime) -> Sequence[EventSubscriber]:
@@ -54,6 +56,7 @@ capability = Capability(
     # The message-accept hot path, served ahead of FastAPI's router (see api/fast_accept.py).
     asgi_mounts={MOUNT: MessageAcceptApp()},
     job_handlers=_handlers,
+    hourly_jobs=_hourly_jobs,
     event_subscribers=_subscribers,
     cli=cli,
     cli_name="webhooks",

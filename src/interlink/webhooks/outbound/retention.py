@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import exists, true
 
 from interlink.ids import id_floor
-from interlink.queue.worker import JobHandler, hourly_handler
 from interlink.store.database import Database
 from interlink.store.retention import BATCH, delete_in_batches, update_in_batches
 from interlink.store.types import utcnow
@@ -30,9 +29,10 @@ from interlink.webhooks.outbound.tables import (
 )
 
 if TYPE_CHECKING:
+    from interlink.capability import HourlyWork
     from interlink.runtime import Runtime
 
-__all__ = ["PURGE_JOB", "purge_handler", "purge_messages", "purge_payloads"]
+__all__ = ["PURGE_JOB", "purge_messages", "purge_payloads", "purge_work"]
 
 PURGE_JOB = "outbound.purge"
 
@@ -89,8 +89,8 @@ async def purge_messages(db: Database, *, older_than: timedelta, batch: int = BA
     )  # fmt: skip
 
 
-def purge_handler(runtime: Runtime) -> JobHandler:
-    """The handler of ``outbound.purge``."""
+def purge_work(runtime: Runtime) -> HourlyWork:
+    """The work of ``outbound.purge``, run once an hour."""
 
     async def purge() -> None:
         config = outbound_state(runtime).config
@@ -101,4 +101,4 @@ def purge_handler(runtime: Runtime) -> JobHandler:
         )
         await purge_messages(runtime.db, older_than=config.message_retention)
 
-    return hourly_handler(runtime.queue, PURGE_JOB, purge)
+    return purge
