@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, func, insert, select
 
+from interlink.capability import Capability
 from interlink.housekeeping import PURGE_JOB, purge_audit_log
 from interlink.ids import id_floor
 from interlink.runtime import Runtime
@@ -166,6 +167,44 @@ async def test_a_failing_housekeeping_run_still_asks_for_the_next_hour(
     assert rows[this]["status"] == "queued"  # to be tried again, later
     assert rows[this]["run_at"] > utcnow()
     assert rows[after]["status"] == "queued"  # the chain goes on
+
+
+async def test_a_capabilitys_hourly_job_runs_when_workers_start_and_asks_for_the_next_hour(
+    db_url: str,
+) -> None:
+    runs = 0
+
+    async def work() -> None:
+        nonlocal runs
+        runs += 1
+
+    probe = Capability(name="probe", hourly_jobs=lambda runtime: {"probe.hourly": work})
+    rt = Runtime(make_settings(db_url), capabilities=[probe])
+    await rt.start(migrate_schema=True)
+    try:
+        assert await rt.queue.list(kind="probe.hourly") == []  # asked for by workers only
+        started = utcnow()
+        stop = asyncio.Event()
+        workers = asyncio.create_task(rt.run_workers(stop))
+        try:
+            async with asyncio.timeout(10):
+                while not any(
+                    row["status"] == "succeeded" for row in await rt.queue.list(kind="probe.hourly")
+                ):
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await workers
+        rows = await rt.queue.list(kind="probe.hourly")
+    finally:
+        await rt.close()
+    assert runs == 1
+    hour = rows[0]["run_at"]
+    assert hour in _hours_until_now(started)
+    assert [(row["status"], row["run_at"]) for row in rows] == [
+        ("succeeded", hour),
+        ("queued", hour + timedelta(hours=1)),
+    ]
 
 
 async def _insert_audit(runtime: Runtime, moment: datetime, count: int) -> list[str]:
