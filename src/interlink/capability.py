@@ -17,12 +17,10 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
     from interlink.events.relay import EventSubscriber
-    from interlink.queue.worker import BatchHandler, JobHandler
+    from interlink.queue.worker import BatchHandler, HourlyWork, JobHandler
     from interlink.runtime import Runtime
 
-__all__ = ["Capability", "EncryptedColumn", "HourlyWork"]
-
-HourlyWork = Callable[[], Awaitable[object]]
+__all__ = ["Capability", "EncryptedColumn"]
 
 
 @dataclass(frozen=True)

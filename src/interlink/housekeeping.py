@@ -25,7 +25,7 @@ from interlink.store.schema import audit_log
 from interlink.store.types import utcnow
 
 if TYPE_CHECKING:
-    from interlink.capability import HourlyWork
+    from interlink.queue.worker import HourlyWork
     from interlink.runtime import Runtime
 
 __all__ = ["PURGE_JOB", "purge_audit_log", "purge_work"]

@@ -15,14 +15,14 @@ import structlog
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from interlink.capabilities import load_capabilities
-from interlink.capability import Capability, EncryptedColumn, HourlyWork
+from interlink.capability import Capability, EncryptedColumn
 from interlink.events.outbox import Outbox
 from interlink.events.relay import EventRelay, EventSubscriber
 from interlink.housekeeping import PURGE_JOB, purge_work
 from interlink.observability.metrics import Metrics
 from interlink.observability.tracing import configure_tracing
 from interlink.queue.jobs import JobQueue
-from interlink.queue.worker import BatchHandler, JobHandler, Worker, hourly_handler
+from interlink.queue.worker import BatchHandler, HourlyWork, JobHandler, Worker, hourly_handler
 from interlink.settings import Settings
 from interlink.store import migrate
 from interlink.store.database import Database

@@ -9,6 +9,7 @@ from interlink.queue.jobs import Job, JobQueue, JobStatus, LeaseLost
 from interlink.queue.worker import (
     BatchContext,
     BatchHandler,
+    HourlyWork,
     JobContext,
     JobHandler,
     PermanentJobError,
@@ -20,6 +21,7 @@ from interlink.queue.worker import (
 __all__ = [
     "BatchContext",
     "BatchHandler",
+    "HourlyWork",
     "Job",
     "JobContext",
     "JobHandler",

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchContext",
     "BatchHandler",
+    "HourlyWork",
     "JobContext",
     "JobHandler",
     "PermanentJobError",
@@ -77,9 +78,10 @@ class JobContext:
 
 
 JobHandler = Callable[[Job, JobContext], Awaitable[None]]
+HourlyWork = Callable[[], Awaitable[object]]
 
 
-def hourly_handler(queue: JobQueue, kind: str, work: Callable[[], Awaitable[object]]) -> JobHandler:
+def hourly_handler(queue: JobQueue, kind: str, work: HourlyWork) -> JobHandler:
     """The handler of ``kind``, a job that runs once an hour per deployment
     (:meth:`JobQueue.enqueue_hourly`): it asks for the next hour's run first, committed apart
     from the job, so that a run that fails (retried, or in the end dead) does not end the

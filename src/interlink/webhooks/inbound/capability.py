@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interlink.capability import Capability, EncryptedColumn, HourlyWork
+from interlink.capability import Capability, EncryptedColumn
 from interlink.webhooks.inbound.api import destinations as destinations_api
 from interlink.webhooks.inbound.api import events as events_api
 from interlink.webhooks.inbound.api import ingest_route
@@ -21,7 +21,7 @@ from interlink.webhooks.inbound.writer import PROCESS_JOB
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from interlink.queue.worker import BatchHandler, JobHandler
+    from interlink.queue.worker import BatchHandler, HourlyWork, JobHandler
     from interlink.runtime import Runtime
 
 __all__ = ["capability"]

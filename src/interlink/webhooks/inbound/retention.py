@@ -26,7 +26,7 @@ from interlink.store.types import utcnow
 from interlink.webhooks.inbound.tables import inbound_events, inbound_forwards
 
 if TYPE_CHECKING:
-    from interlink.capability import HourlyWork
+    from interlink.queue.worker import HourlyWork
     from interlink.runtime import Runtime
 
 __all__ = ["PURGE_JOB", "purge_events", "purge_work"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interlink.capability import Capability, EncryptedColumn, HourlyWork
+from interlink.capability import Capability, EncryptedColumn
 from interlink.webhooks.outbound.api import endpoints as endpoints_api
 from interlink.webhooks.outbound.api import event_types as event_types_api
 from interlink.webhooks.outbound.api import messages as messages_api
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from interlink.events.relay import EventSubscriber
-    from interlink.queue.worker import BatchHandler, JobHandler
+    from interlink.queue.worker import BatchHandler, HourlyWork, JobHandler
     from interlink.runtime import Runtime
 
 __all__ = ["capability"]

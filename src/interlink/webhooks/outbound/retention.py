@@ -29,7 +29,7 @@ from interlink.webhooks.outbound.tables import (
 )
 
 if TYPE_CHECKING:
-    from interlink.capability import HourlyWork
+    from interlink.queue.worker import HourlyWork
     from interlink.runtime import Runtime
 
 __all__ = ["PURGE_JOB", "purge_messages", "purge_payloads", "purge_work"]
