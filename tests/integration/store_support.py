@@ -44,6 +44,15 @@ def job_row(job_id: str, key: str | None = None) -> dict[str, Any]:
     }
 
 
+async def until_a_run_succeeded(runtime: Runtime, kind: str, timeout: float = 10.0) -> None:
+    """Wait until a job of ``kind`` (an hourly job: starting workers ask for one) has
+    succeeded; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not any(row["status"] == "succeeded" for row in await runtime.queue.list(kind=kind)):
+        assert time.monotonic() < deadline, f"no {kind} job succeeded within {timeout:g} s"
+        await asyncio.sleep(0.05)
+
+
 async def job_ids(runtime: Runtime) -> list[str]:
     """The ids of every stored job, in order."""
     async with runtime.db.transaction() as conn:

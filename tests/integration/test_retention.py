@@ -20,7 +20,7 @@ from interlink.runtime import Runtime
 from interlink.store.schema import audit_log, events, jobs
 from interlink.store.types import utcnow
 from tests.conftest import make_settings, started_runtime
-from tests.integration.store_support import made_at
+from tests.integration.store_support import made_at, until_a_run_succeeded
 
 
 async def _insert_made_at(
@@ -88,10 +88,7 @@ def _hours_until_now(since: datetime) -> set[datetime]:
 
 async def _until_purged(runtime: Runtime) -> None:
     """Wait (10 s at most) until this hour's ``core.purge`` job has succeeded."""
-    deadline = time.monotonic() + 10
-    while not any(row["status"] == "succeeded" for row in await _purge_jobs(runtime)):
-        assert time.monotonic() < deadline, "the housekeeping job did not run"
-        await asyncio.sleep(0.05)
+    await until_a_run_succeeded(runtime, PURGE_JOB)
 
 
 async def _run_workers_until_purged(runtime: Runtime) -> None:
@@ -187,11 +184,7 @@ async def test_a_capabilitys_hourly_job_runs_when_workers_start_and_asks_for_the
         stop = asyncio.Event()
         workers = asyncio.create_task(rt.run_workers(stop))
         try:
-            async with asyncio.timeout(10):
-                while not any(
-                    row["status"] == "succeeded" for row in await rt.queue.list(kind="probe.hourly")
-                ):
-                    await asyncio.sleep(0.05)
+            await until_a_run_succeeded(rt, "probe.hourly")
         finally:
             stop.set()
             await workers

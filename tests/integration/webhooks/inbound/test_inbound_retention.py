@@ -15,6 +15,7 @@ from interlink.runtime import Runtime
 from interlink.store.types import utcnow
 from interlink.webhooks.inbound.retention import PURGE_JOB, purge_events
 from interlink.webhooks.inbound.tables import inbound_events, inbound_forwards
+from tests.integration.store_support import until_a_run_succeeded
 from tests.integration.webhooks.inbound.conftest import eventually
 
 
@@ -35,24 +36,15 @@ def _forward(event: dict[str, Any], n: int, status: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _first_purge_done(runtime: Runtime) -> None:
-    """Wait for the purge that starting workers ask for: it runs beside the test and would
-    otherwise take the rows the test means to purge itself."""
-
-    async def done() -> bool:
-        jobs = await runtime.queue.list(kind=PURGE_JOB)
-        return any(job["status"] == "succeeded" for job in jobs)
-
-    await eventually(done)
-
-
 async def test_finished_events_past_the_retention_go_with_their_forwards(
     client: httpx.AsyncClient,
     inbound_runtime: Runtime,
     tenant: str,
     make_source: Callable[..., Awaitable[dict[str, Any]]],
 ) -> None:
-    await _first_purge_done(inbound_runtime)
+    # The purge that starting workers ask for runs beside the test: once it has run it cannot
+    # take the rows this test means to purge itself.
+    await until_a_run_succeeded(inbound_runtime, PURGE_JOB)
     source = (await make_source("stripe", "whsec_retention"))["id"]
     old, young = utcnow() - timedelta(days=31), utcnow() - timedelta(days=29)
     statuses = ["processed", "processed", "skipped", "failed", "forwarding", "forwarding",

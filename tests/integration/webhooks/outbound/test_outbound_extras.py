@@ -24,7 +24,7 @@ from interlink.webhooks.outbound.tables import (
     outbound_messages,
 )
 from tests.conftest import ADMIN_TOKEN, MASTER_KEY
-from tests.integration.store_support import made_at
+from tests.integration.store_support import made_at, until_a_run_succeeded
 from tests.integration.webhooks.outbound.outbound_support import (
     Received,
     attempts_of,
@@ -118,14 +118,10 @@ async def test_retention_purges_payloads_and_keeps_the_attempts_log(sqlite_url: 
         async def logged() -> bool:
             return len(await attempts_of(client, tenant, old["id"])) == 1
 
-        async def first_purge_done() -> bool:
-            # The purge that starting workers ask for runs beside the test: once it has run it
-            # cannot take the payload this test means to purge itself.
-            jobs = await runtime.queue.list(kind=PURGE_JOB)
-            return any(job["status"] == "succeeded" for job in jobs)
-
         await eventually(logged)
-        await eventually(first_purge_done)
+        # The purge that starting workers ask for runs beside the test: once it has run it
+        # cannot take the payload this test means to purge itself.
+        await until_a_run_succeeded(runtime, PURGE_JOB)
         async with runtime.db.transaction() as conn:
             await conn.execute(
                 update(outbound_messages)
