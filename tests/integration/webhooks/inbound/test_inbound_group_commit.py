@@ -1,0 +1,79 @@
+"""The group commit's deduplication, at the writer: new keys, keys stored by an earlier batch and
+keys repeated within one batch, across sources, on both stores."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from interlink.runtime import Runtime
+from interlink.webhooks.inbound.rows import accepted_row
+from interlink.webhooks.inbound.state import inbound_state
+from interlink.webhooks.inbound.tables import inbound_events
+from interlink.webhooks.inbound.verifiers import Verified
+from interlink.webhooks.inbound.writer import PendingRow, WriteOutcome
+
+MakeSource = Callable[..., Awaitable[dict[str, Any]]]
+
+
+async def test_each_key_is_stored_once_per_source_and_every_copy_counted(
+    client: httpx.AsyncClient, make_source: MakeSource, inbound_runtime: Runtime
+) -> None:
+    state = inbound_state(inbound_runtime)
+    first = await make_source("stripe", "whsec_group")
+    second = await make_source("stripe", "whsec_group")
+    configs = {s["id"]: await state.cache.get(s["id"]) for s in (first, second)}
+
+    async def submit(*deliveries: tuple[dict[str, Any], str]) -> list[WriteOutcome]:
+        pending = []
+        for source, delivery in deliveries:
+            config = configs[source["id"]]
+            assert config is not None
+            verified = Verified(delivery, "invoice.paid", None, None)
+            body = b'{"id": "%s"}' % delivery.encode()
+            row = accepted_row(config, "/in/x", "application/json", [], body, verified)
+            pending.append(PendingRow(row))
+        return await asyncio.gather(*(state.writer.submit(item) for item in pending))
+
+    [a, b] = await submit((first, "evt_a"), (second, "evt_b"))
+    again = await submit(
+        (first, "evt_a"),
+        (first, "evt_c"),
+        (second, "evt_b"),
+        (first, "evt_a"),
+        (first, "evt_c"),
+        (second, "evt_a"),  # the same delivery id at another source is another event
+    )
+
+    assert (a.status, a.seen_count, b.status, b.seen_count) == ("accepted", 1, "accepted", 1)
+    assert [(o.status, o.seen_count) for o in again] == [
+        ("duplicate", 3),
+        ("accepted", 2),
+        ("duplicate", 2),
+        ("duplicate", 3),
+        ("duplicate", 2),
+        ("accepted", 1),
+    ]
+    assert again[0].event_id == again[3].event_id == a.event_id
+    assert again[2].event_id == b.event_id
+    assert again[1].event_id == again[4].event_id not in (a.event_id, again[5].event_id)
+    query = select(
+        inbound_events.c.id,
+        inbound_events.c.seen_count,
+        inbound_events.c.received_at,
+        inbound_events.c.last_seen_at,
+    )
+    async with inbound_runtime.db.transaction() as conn:
+        stored = {row.id: row for row in (await conn.execute(query)).all()}
+    assert {event_id: row.seen_count for event_id, row in stored.items()} == {
+        a.event_id: 3,
+        b.event_id: 2,
+        again[1].event_id: 2,
+        again[5].event_id: 1,
+    }
+    assert stored[a.event_id].last_seen_at > stored[a.event_id].received_at
+    assert stored[again[5].event_id].last_seen_at == stored[again[5].event_id].received_at
