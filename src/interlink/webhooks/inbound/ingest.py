@@ -165,7 +165,7 @@ class IngestApp:
         content_type = headers.get("content-type")
         row = accepted_row(config, path_qs, content_type, raw_headers, body, verified)
         try:
-            outcome = await state.writer.submit(PendingRow(row))
+            outcome = await state.writer.submit(PendingRow(row, parsed=inbound.strict_json))
         except StoreUnavailable:
             state.count(config.provider, "unavailable")
             await unavailable(scope, send, rid)

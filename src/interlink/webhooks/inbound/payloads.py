@@ -23,11 +23,14 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def decode_payload(provider: str, content_type: str | None, body: bytes) -> Any:
+def decode_payload(
+    provider: str, content_type: str | None, body: bytes, parsed: tuple[Any] | None = None
+) -> Any:
     """The parsed payload: JSON, a form as a dict (Slack interactivity: its ``payload`` JSON).
 
     A body that is neither is returned as text (undecodable bytes replaced), so routing and
-    events always have something to work with.
+    events always have something to work with. ``parsed`` is ``orjson``'s parse of ``body``
+    when the caller has one already (``InboundRequest.strict_json``).
     """
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == _FORM:
@@ -38,9 +41,12 @@ def decode_payload(provider: str, content_type: str | None, body: bytes) -> Any:
             except orjson.JSONDecodeError:
                 return json_safe(form)
         return json_safe(form)
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body.decode("utf-8", "replace").replace("\x00", "")
+    if parsed is not None:
+        value = parsed[0]
+    else:
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body.decode("utf-8", "replace").replace("\x00", "")
     # In JSON a NUL can only be written as an escape; without one there is nothing to clean.
     return json_safe(value) if b"\\u0000" in body else value

@@ -60,10 +60,13 @@ class WriteOutcome:
 
 @dataclass
 class PendingRow:
-    """A row for ``inbound_events`` and, for refused signatures, the ``auth.failed`` data."""
+    """A row for ``inbound_events`` and, for refused signatures, the ``auth.failed`` data;
+    ``parsed``, the verifier's strict parse of the body, if it made one
+    (``InboundRequest.strict_json``)."""
 
     row: dict[str, Any]
     auth_failed: dict[str, Any] | None = None
+    parsed: tuple[Any] | None = None
     future: asyncio.Future[WriteOutcome] = field(default_factory=asyncio.Future)
 
 
@@ -334,7 +337,8 @@ def _settle(
     events = []
     jobs: list[tuple[str, dict[str, Any], str | None, str | None]] = []
     for key, indexes in groups.items():
-        proposed = batch[indexes[0]].row
+        first = batch[indexes[0]]
+        proposed = first.row
         event_id, seen = stored[key]
         new = event_id == proposed["id"]
         for position, index in enumerate(indexes):
@@ -343,7 +347,9 @@ def _settle(
         source = sources.get(key[0])
         if not new or source is None:
             continue
-        payload = decode_payload(source["provider"], proposed["content_type"], proposed["body"])
+        payload = decode_payload(
+            source["provider"], proposed["content_type"], proposed["body"], first.parsed
+        )
         data = received_event_data(proposed, source, payload, 0)
         events.append(
             OutboxEvent(

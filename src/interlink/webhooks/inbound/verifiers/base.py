@@ -98,9 +98,27 @@ class InboundRequest:
     path_qs: str
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    _strict_json: tuple[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", _lowercase_headers(self.headers))
+
+    def json(self, provider: str) -> Any:
+        """The body parsed as JSON (as :func:`parse_json`, which names ``provider`` in its
+        error), parsed once: a strict parse is kept, for :attr:`strict_json`."""
+        if self._strict_json is not None:
+            return self._strict_json[0]
+        value, strict = _parse_json(self.body, provider)
+        if strict:
+            object.__setattr__(self, "_strict_json", (value,))
+        return value
+
+    @property
+    def strict_json(self) -> tuple[Any] | None:
+        """``(value,)`` once :meth:`json` has parsed the body as strict JSON (what ``orjson``
+        reads: UTF-8 only, no NaN or infinity, no lone surrogate), so that the caller need not
+        parse it again; else None."""
+        return self._strict_json
 
     def header(self, name: str) -> str | None:
         """Return the value of header ``name`` (any case), or None when absent."""
@@ -259,12 +277,17 @@ def matches_any(expected: bytes, candidates: list[bytes] | tuple[bytes, ...]) ->
 
 def parse_json(body: bytes, provider: str) -> Any:
     """Parse a JSON body, or raise :class:`PayloadError`."""
+    return _parse_json(body, provider)[0]
+
+
+def _parse_json(body: bytes, provider: str) -> tuple[Any, bool]:
+    """The parsed body, and whether ``orjson`` read it (else the standard library did)."""
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), True
     except orjson.JSONDecodeError:
-        pass  # orjson refuses a little more than the standard library (NaN, huge integers)
+        pass  # orjson refuses a little more than the standard library (NaN, 1e400, UTF-16)
     try:
-        return json.loads(body)
+        return json.loads(body), False
     except (ValueError, UnicodeDecodeError):
         raise PayloadError(f"the {provider} body is not valid JSON") from None
 

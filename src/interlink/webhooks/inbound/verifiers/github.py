@@ -89,4 +89,4 @@ class GitHubVerifier:
             if "payload" not in form:
                 raise PayloadError("the github form body has no 'payload' field")
             return parse_json(form["payload"].encode("utf-8"), self.provider)
-        return parse_json(request.body, self.provider)
+        return request.json(self.provider)

@@ -39,7 +39,6 @@ from interlink.webhooks.inbound.verifiers.base import (
     decode_hex,
     is_json_media_type,
     parse_form,
-    parse_json,
     parse_options,
     parse_unix_seconds,
     require_header,
@@ -167,10 +166,10 @@ class HmacVerifier:
     def _parse_payload(self, request: InboundRequest) -> Any:
         media_type = request.media_type
         if is_json_media_type(media_type):
-            return parse_json(request.body, self.provider)
+            return request.json(self.provider)
         if media_type == FORM_MEDIA_TYPE:
             return parse_form(request.body, self.provider)
         try:
-            return parse_json(request.body, self.provider)
+            return request.json(self.provider)
         except PayloadError:
             return None

@@ -29,7 +29,6 @@ from interlink.webhooks.inbound.verifiers.base import (
     Verified,
     check_freshness,
     decode_base64,
-    parse_json,
     parse_options,
     parse_unix_milliseconds,
     require_header,
@@ -132,7 +131,7 @@ class HubSpotVerifier:
                 SIGNATURE_MISMATCH, f"the {SIGNATURE_HEADER} signature does not match the request"
             )
 
-        payload = parse_json(request.body, self.provider) if request.body else None
+        payload = request.json(self.provider) if request.body else None
         return Verified(
             delivery_id=_batch_delivery_id(payload),
             event_type=_batch_event_type(payload),

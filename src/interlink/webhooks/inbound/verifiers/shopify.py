@@ -18,7 +18,6 @@ from interlink.webhooks.inbound.verifiers.base import (
     VerificationError,
     Verified,
     decode_base64,
-    parse_json,
     refuse_options,
     require_header,
     require_secret,
@@ -66,5 +65,5 @@ class ShopifyVerifier:
             ),
             event_type=request.header(TOPIC_HEADER) or None,
             timestamp=None,
-            payload=parse_json(request.body, self.provider),
+            payload=request.json(self.provider),
         )

@@ -94,7 +94,7 @@ class SlackVerifier:
         return self._verified_event(request, timestamp)
 
     def _verified_event(self, request: InboundRequest, timestamp: datetime) -> Verified:
-        body = parse_json(request.body, self.provider)
+        body = request.json(self.provider)
         if not isinstance(body, dict):
             raise PayloadError("the slack body is not a JSON object")
         outer_type = body.get("type")

@@ -26,7 +26,6 @@ from interlink.webhooks.inbound.verifiers.base import (
     Verified,
     check_freshness,
     matches_any,
-    parse_json,
     parse_options,
     parse_unix_seconds,
     require_header,
@@ -144,7 +143,7 @@ class StandardWebhooksVerifier:
                 f"no v1 signature in the {self._signature_header} header matches the body",
             )
 
-        payload = parse_json(request.body, self.provider)
+        payload = request.json(self.provider)
         event_type = payload.get("type") if isinstance(payload, dict) else None
         return Verified(
             delivery_id=message_id,

@@ -25,7 +25,6 @@ from interlink.webhooks.inbound.verifiers.base import (
     check_freshness,
     decode_hex,
     matches_any,
-    parse_json,
     parse_options,
     parse_unix_seconds,
     require_header,
@@ -106,7 +105,7 @@ class StripeVerifier:
                 f"no v1 signature in the {SIGNATURE_HEADER} header matches the body",
             )
 
-        event = parse_json(request.body, self.provider)
+        event = request.json(self.provider)
         if not isinstance(event, dict):
             raise PayloadError("the stripe body is not a JSON object")
         event_id = event.get("id")

@@ -36,7 +36,6 @@ from interlink.webhooks.inbound.verifiers.base import (
     decode_base64,
     matches_any,
     parse_form,
-    parse_json,
     refuse_options,
     require_header,
     require_secret,
@@ -181,7 +180,7 @@ class TwilioVerifier:
                 raise VerificationError(
                     BODY_HASH_MISMATCH, f"the body does not match {BODY_HASH_PARAMETER} in the URL"
                 )
-            payload: Any = parse_json(request.body, self.provider)
+            payload: Any = request.json(self.provider)
         else:
             payload = parse_form(request.body, self.provider)
 
