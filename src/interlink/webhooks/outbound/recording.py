@@ -132,7 +132,7 @@ def plan_outcomes(state: OutboundState, ctx: BatchContext, outcomes: list[Outcom
             finals.append((outcome, "failed", outcome.skip))
             continue
         state.metrics.attempts.labels("succeeded" if result.succeeded else "failed").inc()
-        state.metrics.latency.observe(result.duration_ms / 1000)
+        state.metrics.latency.labels().observe(result.duration_ms / 1000)
         attempts.append(_attempt_row(outcome, result, outcome.job.attempts > 1))
         health[row.endpoint_id].append(result)
         change.update(

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Histogram
-
 from interlink import __version__
 from interlink.egress import AddressPolicy, EgressClient, Timeouts, parse_allow_list
+from interlink.observability.metrics import LabelledCounter, LabelledHistogram
 from interlink.webhooks.outbound.auth import TokenCache
 from interlink.webhooks.outbound.schedule import EndpointBackoff, RetrySchedule
 
@@ -78,23 +77,24 @@ class OutboundConfig:
 class OutboundMetrics:
     """Prometheus metrics of the delivery path."""
 
-    attempts: Counter
-    latency: Histogram
+    attempts: LabelledCounter
+    latency: LabelledHistogram
 
     @classmethod
     def register(cls, runtime: Runtime) -> OutboundMetrics:
         registry = runtime.metrics.registry
         return cls(
-            attempts=Counter(
+            attempts=LabelledCounter(
                 "interlink_outbound_attempts",
                 "Outbound webhook delivery attempts by outcome",
                 ["outcome"],
-                registry=registry,
+                registry,
             ),
-            latency=Histogram(
+            latency=LabelledHistogram(
                 "interlink_outbound_attempt_seconds",
                 "Duration of outbound webhook delivery attempts",
-                registry=registry,
+                [],
+                registry,
             ),
         )
 

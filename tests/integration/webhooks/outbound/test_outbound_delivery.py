@@ -143,3 +143,27 @@ async def test_endpoint_auth_filters_and_event_types(sqlite_url: str) -> None:
         assert by_path["/hook/basic"].headers["Authorization"] == "Basic dTpw"
         assert by_path["/hook/header"].headers["webhook-id"] == voided["id"]
         assert by_path["/hook/header"].headers["X-Api-Key"] == "k-1"
+
+
+async def test_a_delivery_shows_in_the_job_and_attempt_metrics(sqlite_url: str) -> None:
+    runtime = outbound_runtime(sqlite_url)
+    async with receiver() as sink, outbound_client(runtime) as client:
+        tenant = await new_tenant(client)
+        await new_endpoint(client, tenant, url=sink.url)
+        await send(client, tenant)
+        await eventually(lambda: len(sink.received) == 1)
+
+        async def counted() -> bool:
+            text = (await client.get("/metrics")).text
+            return 'interlink_outbound_attempts_total{outcome="succeeded"} 1.0' in text
+
+        await eventually(counted)
+        text = (await client.get("/metrics")).text
+    assert 'interlink_jobs_claimed_total{kind="outbound.deliver"} 1.0' in text
+    assert 'interlink_jobs_succeeded_total{kind="outbound.deliver"} 1.0' in text
+    assert 'interlink_job_duration_seconds_count{kind="outbound.deliver"} 1.0' in text
+    assert 'interlink_job_claim_lag_seconds_bucket{kind="outbound.deliver",le="+Inf"} 1.0' in text
+    assert "interlink_outbound_attempt_seconds_count 1.0" in text
+    assert 'interlink_outbound_attempt_seconds_bucket{le="+Inf"} 1.0' in text
+    assert "# TYPE interlink_jobs_succeeded_total counter" in text
+    assert "# TYPE interlink_outbound_attempt_seconds histogram" in text
