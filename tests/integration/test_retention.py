@@ -128,12 +128,7 @@ async def test_housekeeping_runs_once_an_hour_however_many_worker_processes(
     rows = await _purge_jobs(runtime)
     # This hour's job ran once; it asked for the next hour's, once. (The hour the workers
     # started in: the one before now's, were the clock to pass the hour meanwhile.)
-    hour = rows[0]["run_at"]
-    assert hour in _hours_until_now(started)
-    assert [(row["status"], row["run_at"]) for row in rows] == [
-        ("succeeded", hour),
-        ("queued", hour + timedelta(hours=1)),
-    ]
+    _ran_this_hour_and_asked_for_the_next(rows, PURGE_JOB, started)
     assert rows[0]["attempts"] == 1
 
 
@@ -192,12 +187,24 @@ async def test_a_capabilitys_hourly_job_runs_when_workers_start_and_asks_for_the
     finally:
         await rt.close()
     assert runs == 1
-    hour = rows[0]["run_at"]
-    assert hour in _hours_until_now(started)
-    assert [(row["status"], row["run_at"]) for row in rows] == [
-        ("succeeded", hour),
-        ("queued", hour + timedelta(hours=1)),
+    _ran_this_hour_and_asked_for_the_next(rows, "probe.hourly", started)
+
+
+def _ran_this_hour_and_asked_for_the_next(
+    rows: list[dict[str, Any]], kind: str, started: datetime
+) -> None:
+    """``rows`` are the run of the hour the workers started in, succeeded, and the next hour's,
+    queued for its start. The first was due when the workers asked for it, not at its hour's
+    start: it had not been waiting since then."""
+    [(first, hour), (second, next_hour)] = [
+        (row, datetime.fromisoformat(row["idempotency_key"].removeprefix(f"{kind}:")))
+        for row in rows
     ]
+    assert hour in _hours_until_now(started)
+    assert next_hour == hour + timedelta(hours=1)
+    assert first["status"] == "succeeded"
+    assert started <= first["run_at"] <= utcnow()
+    assert (second["status"], second["run_at"]) == ("queued", next_hour)
 
 
 async def _insert_audit(runtime: Runtime, moment: datetime, count: int) -> list[str]:

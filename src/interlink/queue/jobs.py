@@ -206,13 +206,21 @@ class JobQueue:
         return ids[0]
 
     async def enqueue_hourly(self, kind: str, at: datetime) -> None:
-        """Enqueue job ``kind`` (no payload) for the start of the hour containing ``at``, in a
-        transaction of its own, once however many processes ask: the idempotency key names the
-        hour. A job that enqueues its next hour this way runs once an hour per deployment."""
+        """Enqueue job ``kind`` (no payload) for the start of the hour containing ``at``, or now
+        if that has passed, in a transaction of its own, once however many processes ask: the
+        idempotency key names the hour. A job that enqueues its next hour this way runs once an
+        hour per deployment.
+
+        Due now rather than at the hour's start, the run asked for at start-up does not count
+        as having waited since then (claim lag, ``interlink_queue_lag_seconds``)."""
         hour = at.replace(minute=0, second=0, microsecond=0)
         async with self.db.transaction() as conn:
             await self.enqueue(
-                conn, kind, {}, run_at=hour, idempotency_key=f"{kind}:{hour.isoformat()}"
+                conn,
+                kind,
+                {},
+                run_at=max(hour, utcnow()),
+                idempotency_key=f"{kind}:{hour.isoformat()}",
             )
 
     async def enqueue_many(
