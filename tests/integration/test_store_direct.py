@@ -55,6 +55,15 @@ def test_utc_text_remembers_only_the_very_same_moment() -> None:
     assert nothing is None
 
 
+def test_utc_text_stays_right_past_the_moments_it_keeps() -> None:
+    start = datetime(2026, 11, 23, 3, 4, 5, tzinfo=UTC)
+    moments = [start + timedelta(microseconds=n) for n in range(600)]
+    expected = [f"2026-11-23 03:04:05.{n:06d}" for n in range(600)]
+    for _ in range(2):  # the second pass finds some kept, others dropped when the cache filled
+        assert [sqlite_utc_text(moment) for moment in moments] == expected
+        assert [sqlite_utc_text(moment) for moment in reversed(moments)] == expected[::-1]
+
+
 def test_utc_text_refuses_naive_datetimes() -> None:
     with pytest.raises(ValueError, match="naive"):
         sqlite_utc_text(datetime(2026, 11, 23, 3, 4, 5))
