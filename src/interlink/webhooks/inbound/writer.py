@@ -21,9 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import structlog
-from sqlalchemy import Table, bindparam, exists, select, update
+from sqlalchemy import BindParameter, Table, bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from interlink.events.outbox import NOTIFY_CHANNEL as EVENTS_CHANNEL
@@ -254,13 +253,16 @@ class _DirectWrites:
         keys: dict[str, list[str]] = {}
         for row in rows:
             keys.setdefault(row["source_id"], []).append(row["dedupe_key"])
-        found = tx.fetch(
-            _SQLITE_STORED,
-            [
-                {"source_id": source, "keys": orjson.dumps(some).decode()}
-                for source, some in keys.items()
-            ],
-        )
+        found: list[Any] = []
+        for source, some in keys.items():
+            # Padded (repeating the last key) to a power of two: a few statements serve every
+            # batch size.
+            size = 1 << (len(some) - 1).bit_length()
+            statement = self._stored_among(size)
+            parameters = dict(
+                zip(statement.names[1:], some + some[-1:] * (size - len(some)), strict=True)
+            )
+            found.extend(tx.fetch(statement, [{"source_id": source, **parameters}]))
         stored = {(row[1], row[2]): (row[0], int(row[3])) for row in found}
         new_rows, seen_again = [], []
         for row in rows:
@@ -277,6 +279,25 @@ class _DirectWrites:
         if seen_again:
             tx.execute_many(self._seen_again, seen_again)
         return stored
+
+    def _stored_among(self, size: int) -> DirectStatement:
+        """The read of the events stored under one source's ``size`` dedupe keys, on SQLite
+        (the first parameter is the source)."""
+        key = ("stored among", size)
+        statement = self._compiled.get(key)
+        if statement is None:
+            among: list[BindParameter[str]] = [bindparam(f"k{n}") for n in range(size)]
+            query = select(
+                inbound_events.c.id,
+                inbound_events.c.source_id,
+                inbound_events.c.dedupe_key,
+                inbound_events.c.seen_count,
+            ).where(
+                inbound_events.c.source_id == bindparam("source_id"),
+                inbound_events.c.dedupe_key.in_(among),
+            )
+            statement = self._compiled[key] = DirectStatement.compile(query, self._dialect)
+        return statement
 
     def _statement(
         self, table: Table, row: dict[str, Any], *, upsert: bool = False
@@ -389,14 +410,6 @@ _SOURCES = select(
     exists().where(inbound_destinations.c.source_id == inbound_sources.c.id).label("routed"),
 )
 _SOURCE_KEYS = tuple(_SOURCES.selected_columns.keys())
-
-# The events already stored under some of a source's dedupe keys (a JSON array), on SQLite.
-_SQLITE_STORED = DirectStatement(
-    "SELECT id, source_id, dedupe_key, seen_count FROM inbound_events"
-    " WHERE source_id = ? AND dedupe_key IN (SELECT value FROM json_each(?))",
-    ("source_id", "keys"),
-    (),
-)
 
 
 def _needs_job(source: dict[str, Any] | None) -> bool:

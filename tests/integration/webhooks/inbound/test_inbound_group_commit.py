@@ -77,3 +77,12 @@ async def test_each_key_is_stored_once_per_source_and_every_copy_counted(
     }
     assert stored[a.event_id].last_seen_at > stored[a.event_id].received_at
     assert stored[again[5].event_id].last_seen_at == stored[again[5].event_id].received_at
+
+    # Three keys of one source (the read pads them to four), one of them stored already.
+    third = await submit((first, "evt_d"), (first, "evt_a"), (first, "evt_e"))
+    assert [(o.status, o.seen_count) for o in third] == [
+        ("accepted", 1),
+        ("duplicate", 4),
+        ("accepted", 1),
+    ]
+    assert third[1].event_id == a.event_id
