@@ -199,6 +199,7 @@ class _DirectWrites:
             _SOURCES.where(inbound_sources.c.id == bindparam("id")), self._dialect
         )
         self._compiled: dict[tuple[Any, ...], DirectStatement] = {}
+        # SQLite's count of a key seen again (PostgreSQL's is the upsert's ON CONFLICT).
         self._seen_again = DirectStatement.compile(
             update(inbound_events)
             .where(inbound_events.c.id == bindparam("event_id"))
