@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import BindParameter, Table, bindparam, exists, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from interlink.events.outbox import NOTIFY_CHANNEL as EVENTS_CHANNEL
 from interlink.events.outbox import Outbox, OutboxEvent
@@ -199,16 +199,6 @@ class _DirectWrites:
             _SOURCES.where(inbound_sources.c.id == bindparam("id")), self._dialect
         )
         self._compiled: dict[tuple[Any, ...], DirectStatement] = {}
-        # SQLite's count of a key seen again (PostgreSQL's is the upsert's ON CONFLICT).
-        self._seen_again = DirectStatement.compile(
-            update(inbound_events)
-            .where(inbound_events.c.id == bindparam("event_id"))
-            .values(
-                seen_count=inbound_events.c.seen_count + bindparam("seen_count"),
-                last_seen_at=bindparam("last_seen_at"),
-            ),
-            self._dialect,
-        )
 
     def write(
         self, tx: DirectTransaction, batch: list[PendingRow]
@@ -260,10 +250,8 @@ class _DirectWrites:
             # batch size.
             size = 1 << (len(some) - 1).bit_length()
             statement = self._stored_among(size)
-            parameters = dict(
-                zip(statement.names[1:], some + some[-1:] * (size - len(some)), strict=True)
-            )
-            found.extend(tx.fetch(statement, [{"source_id": source, **parameters}]))
+            values = [source, *some, *some[-1:] * (size - len(some))]
+            found.extend(tx.fetch(statement, [dict(zip(statement.names, values, strict=True))]))
         stored = {(row[1], row[2]): (row[0], int(row[3])) for row in found}
         new_rows, seen_again = [], []
         for row in rows:
@@ -271,15 +259,37 @@ class _DirectWrites:
             if key in stored:
                 event_id, seen = stored[key]
                 stored[key] = (event_id, seen + row["seen_count"])
-                seen_again.append({"event_id": event_id, **row})
+                seen_again.append(
+                    {
+                        "event_id": event_id,
+                        "seen_count": row["seen_count"],
+                        "last_seen_at": row["last_seen_at"],
+                    }
+                )
             else:
                 stored[key] = (row["id"], row["seen_count"])
                 new_rows.append(row)
         if new_rows:
             tx.execute_many(self._statement(inbound_events, new_rows[0]), new_rows)
         if seen_again:
-            tx.execute_many(self._seen_again, seen_again)
+            tx.execute_many(self._seen_again(), seen_again)
         return stored
+
+    def _seen_again(self) -> DirectStatement:
+        """SQLite's count of keys seen again (PostgreSQL's is the upsert's ``ON CONFLICT``)."""
+        statement = self._compiled.get(("seen again",))
+        if statement is None:
+            update_seen = (
+                update(inbound_events)
+                .where(inbound_events.c.id == bindparam("event_id"))
+                .values(
+                    seen_count=inbound_events.c.seen_count + bindparam("seen_count"),
+                    last_seen_at=bindparam("last_seen_at"),
+                )
+            )
+            statement = DirectStatement.compile(update_seen, self._dialect)
+            self._compiled[("seen again",)] = statement
+        return statement
 
     def _stored_among(self, size: int) -> DirectStatement:
         """The read of the events stored under one source's ``size`` dedupe keys, on SQLite
@@ -309,9 +319,7 @@ class _DirectWrites:
         if statement is None:
             if upsert:
                 values: dict[str, Any] = {column: bindparam(column) for column in row}
-                statement = DirectStatement.compile(
-                    _upsert_statement(self._postgres, values), self._dialect
-                )
+                statement = DirectStatement.compile(_upsert_statement(values), self._dialect)
             else:
                 statement = DirectStatement.insert(table, list(row), self._dialect)
             self._compiled[key] = statement
@@ -417,9 +425,10 @@ def _needs_job(source: dict[str, Any] | None) -> bool:
     return source is not None and bool(source["routed"] or source["connection_id"])
 
 
-def _upsert_statement(is_postgres: bool, values: dict[str, Any]) -> Any:
-    """``INSERT ... ON CONFLICT (source_id, dedupe_key)`` raising the original's ``seen_count``."""
-    statement = (postgresql.insert if is_postgres else sqlite.insert)(inbound_events)
+def _upsert_statement(values: dict[str, Any]) -> Any:
+    """``INSERT ... ON CONFLICT (source_id, dedupe_key)`` raising the original's ``seen_count``
+    (PostgreSQL; SQLite reads the stored keys first, ``_DirectWrites._store``)."""
+    statement = postgresql.insert(inbound_events)
     statement = statement.values(values)
     return statement.on_conflict_do_update(
         index_elements=[inbound_events.c.source_id, inbound_events.c.dedupe_key],
