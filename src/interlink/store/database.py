@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
 
+from interlink import exact_json
 from interlink.store import sqlite_driver
 from interlink.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 
@@ -63,10 +63,6 @@ def translate_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {scheme!r}")
 
 
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 def on_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the transaction ``conn`` is in has committed (not on rollback)."""
     conn.info.setdefault(_ON_COMMIT, []).append(callback)
@@ -104,7 +100,13 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, sqlite_synchronous: str = "normal"):
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-        kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+        # JSON columns keep integers beyond 64 bits exact (providers' payloads hold some). On
+        # PostgreSQL the deserializer is also asyncpg's json and jsonb decoder, so the direct
+        # transactions (store.direct) read them exactly too.
+        kwargs: dict[str, Any] = {
+            "json_serializer": exact_json.dumps_text,
+            "json_deserializer": exact_json.loads,
+        }
         self._checkpointer: WalCheckpointer | None = None
         self._autocheckpoint = 1000  # SQLite's own default, until the checkpoint thread runs
         if self.dialect == "sqlite":

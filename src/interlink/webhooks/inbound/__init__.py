@@ -6,6 +6,7 @@ The way of a webhook: ``ingest`` (guards, verification on the raw bytes) → ``w
 commit of the event row and its processing job) → 2xx → ``processing`` (worker: CloudEvent,
 routing, sync triggers) → ``forwarding`` (signed delivery to destinations, retried).
 
-It imports the core (store, queue, outbox, vault, api), the egress layer, the pure building
-blocks of ``webhooks.outbound`` (``filters``, ``signing``) and its own ``verifiers``.
+It imports the core (store, queue, outbox, vault, api, ``exact_json``), the egress layer, the
+pure building blocks of ``webhooks.outbound`` (``filters``, ``signing``) and its own
+``verifiers``.
 """

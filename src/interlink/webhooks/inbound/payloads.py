@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
+from interlink import exact_json
 
 __all__ = ["decode_payload", "json_safe"]
 
@@ -29,24 +29,25 @@ def decode_payload(
     """The parsed payload: JSON, a form as a dict (Slack interactivity: its ``payload`` JSON).
 
     A body that is neither is returned as text (undecodable bytes replaced), so routing and
-    events always have something to work with. ``parsed`` is ``orjson``'s parse of ``body``
-    when the caller has one already (``InboundRequest.strict_json``).
+    events always have something to work with. Integers beyond 64 bits are kept exact
+    (:mod:`interlink.exact_json`). ``parsed`` is the verifier's strict parse of ``body`` when
+    the caller has one already (``InboundRequest.strict_json``).
     """
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == _FORM:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if provider == "slack" and "payload" in form:
             try:
-                return json_safe(orjson.loads(form["payload"]))
-            except orjson.JSONDecodeError:
+                return json_safe(exact_json.loads(form["payload"]))
+            except exact_json.JSONDecodeError:
                 return json_safe(form)
         return json_safe(form)
     if parsed is not None:
         value = parsed[0]
     else:
         try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            value = exact_json.loads(body)
+        except exact_json.JSONDecodeError:
             return body.decode("utf-8", "replace").replace("\x00", "")
     # In JSON a NUL can only be written as an escape; without one there is nothing to clean.
     return json_safe(value) if b"\\u0000" in body else value

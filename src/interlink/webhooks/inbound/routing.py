@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
+from interlink import exact_json
 from interlink.webhooks.outbound.filters import FilterError, PayloadFilter, compile_filter
 
 __all__ = ["FilterError", "check_rules", "event_type_matches", "route_matches"]
@@ -35,7 +34,7 @@ def event_type_matches(patterns: Sequence[str] | None, event_type: str | None) -
 
 @lru_cache(maxsize=1024)
 def _compiled(document: str) -> PayloadFilter:
-    parsed: dict[str, Any] = orjson.loads(document)
+    parsed: dict[str, Any] = exact_json.loads(document)
     return compile_filter(parsed)
 
 
@@ -63,4 +62,4 @@ def route_matches(destination: Mapping[str, Any], event_type: str | None, payloa
     document = destination["filter"]
     if not document:
         return True
-    return _compiled(orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()).matches(payload)
+    return _compiled(exact_json.dumps_text(document, sort_keys=True)).matches(payload)

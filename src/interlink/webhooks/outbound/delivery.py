@@ -14,9 +14,9 @@ import asyncio
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import bindparam, select
 
+from interlink import exact_json
 from interlink.queue.jobs import Job
 from interlink.queue.worker import BatchContext, BatchHandler
 from interlink.store.types import utcnow
@@ -57,7 +57,7 @@ _COLUMNS = (
 def wire_body(event_type: str, created_at: Any, payload: Any) -> bytes:
     """The exact bytes sent: ``{"type", "timestamp", "data"}``, the same on every retry."""
     timestamp = created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return orjson.dumps({"type": event_type, "timestamp": timestamp, "data": payload})
+    return exact_json.dumps({"type": event_type, "timestamp": timestamp, "data": payload})
 
 
 # Built once: building a statement per call costs about as much as running it.

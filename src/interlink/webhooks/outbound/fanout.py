@@ -15,10 +15,10 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interlink import exact_json
 from interlink.events.outbox import EVENT_TYPE_PREFIX
 from interlink.events.relay import EventHead
 from interlink.store.direct import DirectStatement, DirectTransaction
@@ -68,7 +68,7 @@ class EventFanout:
             # The column as the driver hands it over: JSON text on SQLite, which SQLAlchemy
             # would decode; on PostgreSQL the connection's codec has decoded it (to a list).
             types = _internal_types(
-                orjson.loads(value) if isinstance(value, str) else value for (value,) in rows
+                exact_json.loads(value) if isinstance(value, str) else value for (value,) in rows
             )
             chosen.extend(head.seq for head in tenant_heads if head.type in types)
         return chosen

@@ -74,3 +74,17 @@ def test_the_form_and_nul_rules_apply_to_a_kept_parse_too() -> None:
     assert decode_payload("stripe", form.media_type, form_body, form.strict_json) == (
         decode_payload("stripe", form.media_type, form_body)
     )
+
+
+def test_a_body_with_an_integer_beyond_64_bits_is_kept_exact_and_parsed_once() -> None:
+    body = b'{"id": "evt_7", "type": "x", "data": {"amount": 123456789012345678901234}}'
+    request = signed(body)
+
+    payload = verify(request)
+
+    assert payload["data"]["amount"] == 123456789012345678901234
+    assert request.strict_json is not None
+    assert request.strict_json[0] is payload
+    emitted = decode_payload("stripe", "application/json", body, request.strict_json)
+    assert emitted is payload
+    assert emitted == decode_payload("stripe", "application/json", body)

@@ -143,6 +143,17 @@ def test_interactivity_form_payload_is_parsed() -> None:
     assert verified.payload == interaction
 
 
+def test_interactivity_form_payload_keeps_integers_beyond_64_bits_exact() -> None:
+    interaction = {"type": "block_actions", "actions": [{"value": 2**64 + 1, "min": -(2**63) - 1}]}
+    body = urlencode({"payload": json.dumps(interaction)}).encode()
+    req = request(body, sdk_signature(body), content_type="application/x-www-form-urlencoded")
+
+    verified = SlackVerifier(SECRET, now=lambda: T).verify(req)
+
+    assert verified.payload == interaction
+    assert type(verified.payload["actions"][0]["value"]) is int
+
+
 @pytest.mark.parametrize(
     ("body", "signature", "timestamp"),
     [

@@ -1,6 +1,7 @@
 """Inbound webhook signature verifiers, one small module per provider, and their registry.
 
-This package depends on nothing else in Interlink. A route uses it like this::
+This package depends on nothing else in Interlink but ``interlink.exact_json`` (JSON that keeps
+integers exact; a leaf module). A route uses it like this::
 
     registry = default_registry()               # once, held by the app
     verifier = registry.create(source.provider, secret, source.options)

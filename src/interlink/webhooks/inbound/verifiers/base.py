@@ -24,8 +24,9 @@ from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from interlink import exact_json
 
 Clock = Callable[[], float]
 """Returns the current Unix time in seconds; verifiers take one so tests can pin time."""
@@ -116,8 +117,8 @@ class InboundRequest:
     @property
     def strict_json(self) -> tuple[Any] | None:
         """``(value,)`` once :meth:`json` has parsed the body as strict JSON (what ``orjson``
-        reads: UTF-8 only, no NaN or infinity, no lone surrogate), so that the caller need not
-        parse it again; else None."""
+        reads: UTF-8 only, no NaN or infinity, no lone surrogate; integers kept exact by
+        :mod:`interlink.exact_json`), so that the caller need not parse it again; else None."""
         return self._strict_json
 
     def header(self, name: str) -> str | None:
@@ -281,10 +282,11 @@ def parse_json(body: bytes, provider: str) -> Any:
 
 
 def _parse_json(body: bytes, provider: str) -> tuple[Any, bool]:
-    """The parsed body, and whether ``orjson`` read it (else the standard library did)."""
+    """The parsed body, and whether it is strict JSON (:func:`exact_json.loads` read it; else
+    the standard library did)."""
     try:
-        return orjson.loads(body), True
-    except orjson.JSONDecodeError:
+        return exact_json.loads(body), True
+    except exact_json.JSONDecodeError:
         pass  # orjson refuses a little more than the standard library (NaN, 1e400, UTF-16)
     try:
         return json.loads(body), False
