@@ -122,3 +122,24 @@ def test_dumps_refuses_what_neither_can_write() -> None:
         exact_json.dumps({"s": {1, 2}})
     with pytest.raises(ValueError):
         exact_json.dumps({"n": BIG, "f": float("nan")})
+
+
+def test_dumps_writes_datetimes_as_orjson_does_beside_a_big_integer() -> None:
+    """The accept route answers a stored message (datetimes, maybe a fanned-out provider
+    payload holding a big integer) with ``utc_z``: the fallback writes times as orjson does."""
+    moment = datetime(2026, 11, 24, 23, 55, 51, 123456, tzinfo=UTC)
+    whole = datetime(2026, 11, 24, 23, 55, 51, tzinfo=UTC)
+    plain = {"created_at": moment, "at": whole}
+    for utc_z in (False, True):
+        expected = orjson.loads(exact_json.dumps(plain, utc_z=utc_z))
+        mixed = orjson.loads(exact_json.dumps({**plain, "n": 1}, utc_z=utc_z))
+        assert exact_json.loads(exact_json.dumps({**plain, "n": BIG}, utc_z=utc_z)) == {
+            **expected,
+            "n": BIG,
+        }
+        assert {k: v for k, v in mixed.items() if k != "n"} == expected
+    assert exact_json.dumps({"t": moment, "n": BIG}, utc_z=True) == (
+        b'{"t":"2026-11-24T23:55:51.123456Z","n":' + str(BIG).encode() + b"}"
+    )
+    with pytest.raises(TypeError):
+        exact_json.dumps({"n": BIG, "other": object()})

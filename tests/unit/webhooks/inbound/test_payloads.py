@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+import pytest
+
 from interlink.webhooks.inbound.payloads import decode_payload
+from interlink.webhooks.inbound.verifiers.base import InboundRequest, PayloadError, parse_json
 
 FORM = "application/x-www-form-urlencoded"
 EVENT = {
@@ -34,3 +37,14 @@ def test_a_slack_form_payload_keeps_its_integers_exact() -> None:
     payload = decode_payload("slack", FORM, body)
 
     assert payload == {"type": "block_actions", "actions": [{"value": 2**64 + 1, "note": "ab"}]}
+
+
+def test_a_body_nested_deeper_than_any_parser_reads_is_a_payload_error() -> None:
+    """orjson refuses over 1,024 levels and the standard library runs out of stack: a clear
+    400 (PayloadError), not a RecursionError escaping as a 500."""
+    body = b"[" * 5000 + b"]" * 5000
+    with pytest.raises(PayloadError, match="nests JSON too deeply"):
+        parse_json(body, "stripe")
+    request = InboundRequest(method="POST", url="https://x/in/src", path_qs="/in/src", body=body)
+    with pytest.raises(PayloadError):
+        request.json("stripe")

@@ -292,6 +292,9 @@ def _parse_json(body: bytes, provider: str) -> tuple[Any, bool]:
         return json.loads(body), False
     except (ValueError, UnicodeDecodeError):
         raise PayloadError(f"the {provider} body is not valid JSON") from None
+    except RecursionError:
+        # Nested deeper than orjson reads (1,024 levels) and the standard library can.
+        raise PayloadError(f"the {provider} body nests JSON too deeply") from None
 
 
 def parse_form(body: bytes, provider: str) -> dict[str, str]:

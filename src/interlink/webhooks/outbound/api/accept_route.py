@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import orjson
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from interlink import exact_json
 from interlink.api.deps import authenticate
 from interlink.api.errors import Problem
 from interlink.runtime import Runtime
@@ -139,7 +139,7 @@ async def accept(
     headers = {"content-type": "application/json"}
     if not created:
         headers["idempotent-replayed"] = "true"
-    return orjson.dumps(public_message(row), option=orjson.OPT_UTC_Z), headers
+    return exact_json.dumps(public_message(row), utc_z=True), headers
 
 
 async def accept_message(request: Request) -> Response:
