@@ -21,8 +21,9 @@ def _no_nul(value: str) -> str:
 
 
 def _no_nul_deep(value: Any) -> Any:
-    # PostgreSQL's text and jsonb cannot hold NUL, and JSON numbers beyond 64 bits do not
-    # survive serialisation; refuse both up front instead of failing later.
+    # PostgreSQL's text and jsonb cannot hold NUL: refused up front rather than failing later.
+    # JSON numbers beyond 64 bits are refused too: Interlink keeps them exact only in what
+    # providers send it (interlink.exact_json), and many receivers' parsers would round them.
     if isinstance(value, str):
         _no_nul(value)
     elif isinstance(value, int) and not -(2**63) <= value < 2**63:

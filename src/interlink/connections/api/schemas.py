@@ -22,7 +22,7 @@ __all__ = [
 
 
 def _fits_the_store(value: Any) -> Any:
-    # JSON columns are serialised with orjson, which refuses integers beyond 64 bits.
+    # Integers beyond 64 bits are refused, as everywhere in the management API (api.models).
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and not -(2**63) <= value < 2**64:
