@@ -30,6 +30,7 @@ from interlink.egress import (
     LocalTokenBucket,
     RateLimiter,
     RedisTokenBucket,
+    RequestPolicy,
     Timeouts,
     parse_allow_list,
 )
@@ -128,6 +129,7 @@ class ConnectionsState:
     passive: dict[str, PassiveHealth] = field(default_factory=dict)
     provider_hosts: dict[str, str] = field(default_factory=dict)
     policies: dict[str, ProviderPolicy] = field(default_factory=dict)
+    request_policies: dict[tuple[str, str | None], RequestPolicy] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     # What the limiter holds open (a Redis client), closed when the capability stops.
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
@@ -157,12 +159,31 @@ class ConnectionsState:
         self.catalog = catalog
         self.cache.clear()
         self.policies.clear()
+        self.request_policies.clear()
 
     def policy(self, provider: Provider) -> ProviderPolicy:
         """The egress policy of ``provider``, derived once from the catalog."""
         found = self.policies.get(provider.name)
         if found is None:
             found = self.policies[provider.name] = policy_for(provider)
+        return found
+
+    def request_policy(self, view: ConnectionView, policy: ProviderPolicy) -> RequestPolicy:
+        """What egress applies to one call with ``view``, ``policy`` being its provider's: one
+        object per provider, or per connection where the provider limits each connection
+        (kept, 50,000 at most)."""
+        limited = policy.connection_limit is not None
+        key = (view.provider_name, view.id if limited else None)
+        found = self.request_policies.get(key)
+        if found is None:
+            if len(self.request_policies) >= 50_000:
+                self.request_policies.clear()
+            found = self.request_policies[key] = RequestPolicy(
+                retry=policy.retry,
+                rate_limit_key=f"connection:{view.id}" if limited else None,
+                rate_limit=policy.connection_limit,
+                max_rate_limit_wait=self.max_rate_limit_wait,
+            )
         return found
 
 

@@ -13,6 +13,7 @@ import uvicorn
 
 from interlink.api.app import create_app
 from interlink.api.server import server_config
+from interlink.connections.refresh import load_view
 from interlink.simulators import serve_simulator
 from tests.integration.connections.conn_support import running_hub
 
@@ -61,6 +62,65 @@ async def test_an_answer_served_by_interlink_carries_one_date(sqlite_url: str) -
                     async with session.get(proxied_url) as proxied:
                         assert proxied.status == 200, await proxied.text()
                         assert len(_dates(proxied)) == 1
+
+
+async def test_a_chunked_body_is_forwarded_and_a_call_without_one_sends_none(
+    sqlite_url: str,
+) -> None:
+    """The proxy reads a body only when the request declares one (``Content-Length`` or
+    ``Transfer-Encoding``); a chunked one arrives whole, a call without one sends none."""
+    async with serve_simulator("stripe", records=1) as sim:
+        async with running_hub(sqlite_url, {"stripe": sim.url}) as hub:
+            connection_id = await hub.api_key_connection("stripe", "sk_test_c")
+            async with _served(create_app(hub.runtime, run_workers=False)) as url:
+                base = f"{url}/v1/proxy/{connection_id}"
+                headers = {"Authorization": f"Bearer {hub.key}"}
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    for part in (b"email=grace%40example.com", b"&name=Grace"):
+                        yield part
+
+                async with aiohttp.ClientSession(headers=headers) as session:
+                    form = {"Content-Type": "application/x-www-form-urlencoded"}
+                    async with session.post(
+                        f"{base}/v1/customers", data=chunks(), headers=form
+                    ) as made:
+                        assert made.status == 200, await made.text()
+                        assert (await made.json())["name"] == "Grace"
+                    sent = sim.simulator.requests[-1]
+                    assert sent.body == b"email=grace%40example.com&name=Grace"
+                    assert sent.headers["Content-Length"] == str(len(sent.body))
+                    async with session.get(f"{base}/v1/balance") as balance:
+                        assert balance.status == 200, await balance.text()
+                    sent = sim.simulator.requests[-1]
+                    assert sent.method == "GET" and sent.body == b""
+                    assert "Content-Length" not in sent.headers
+                    assert "Transfer-Encoding" not in sent.headers
+
+
+async def test_a_provider_limiting_each_connection_gives_each_its_own_bucket(
+    sqlite_url: str,
+) -> None:
+    """The policy of a call is kept per connection where the provider limits connections
+    (Stripe does), and rebuilt when the catalog changes."""
+    async with serve_simulator("stripe", records=1) as sim:
+        async with running_hub(sqlite_url, {"stripe": sim.url}) as hub:
+            state = hub.state
+            views = []
+            for api_key in ("sk_test_one", "sk_test_two"):
+                view = await load_view(state, await hub.api_key_connection("stripe", api_key))
+                assert view is not None
+                views.append(view)
+            policy = state.policy(views[0].provider)
+            assert policy.connection_limit is not None
+            first, second = (state.request_policy(view, policy) for view in views)
+            assert first.rate_limit_key == f"connection:{views[0].id}"
+            assert second.rate_limit_key == f"connection:{views[1].id}"
+            assert first.rate_limit == policy.connection_limit
+            assert first.max_rate_limit_wait == state.max_rate_limit_wait
+            assert state.request_policy(views[0], policy) is first
+            state.use_catalog(state.catalog)
+            assert state.request_policy(views[0], policy) is not first
 
 
 def _dates(answer: aiohttp.ClientResponse) -> list[bytes]:

@@ -20,6 +20,7 @@ from interlink.connections.credentials import ConnectionView, request_auth
 from interlink.connections.proxy.support import (
     ProxyProblem,
     authenticate_caller,
+    declares_body,
     forwardable_request_headers,
     path_template,
     problem_of,
@@ -74,18 +75,14 @@ class ProxyApp:
         if view is None or not principal.can_reach(view.tenant_id):
             raise ProxyProblem(404, "not-found", f"connection {connection_id} does not exist")
         view = await _fresh(state, view, None)
-        body = await read_body(receive)
+        raw_headers = scope["headers"]
+        body = await read_body(receive) if declares_body(raw_headers) else None
         provider = view.provider
         policy = state.policy(provider)
-        headers = forwardable_request_headers(scope["headers"])
+        headers = forwardable_request_headers(raw_headers)
         if policy.provider_limit is not None:
             await _acquire(state, view, f"provider:{provider.name}", policy.provider_limit)
-        request_policy = RequestPolicy(
-            retry=policy.retry,
-            rate_limit_key=f"connection:{view.id}" if policy.connection_limit else None,
-            rate_limit=policy.connection_limit,
-            max_rate_limit_wait=state.max_rate_limit_wait,
-        )
+        request_policy = state.request_policy(view, policy)
         method = scope["method"]
         query = scope.get("query_string", b"").decode("latin-1")
         upstream = await _open(state, view, method, rest, query, headers, body, request_policy)

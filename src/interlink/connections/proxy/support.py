@@ -32,6 +32,7 @@ __all__ = [
     "MAX_REQUEST_BODY",
     "ProxyProblem",
     "authenticate_caller",
+    "declares_body",
     "forwardable_request_headers",
     "path_template",
     "problem_of",
@@ -52,6 +53,7 @@ _DROPPED_REQUEST = _HOP_BY_HOP | {b"authorization", b"cookie", b"host", b"conten
 # goes: the server dates every answer it sends, and a second Date would make the header invalid
 # (RFC 9110 section 6.6.1 allows one).
 _DROPPED_RESPONSE = _HOP_BY_HOP | {b"set-cookie", b"date"}
+_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 _DROPPED_TEXT = {name.decode() for name in _DROPPED_RESPONSE}
 MAX_REQUEST_BODY = 10 << 20
 # Callers send the same few header names again and again: what becomes of each is kept
@@ -198,6 +200,18 @@ async def authenticate_caller(runtime: Runtime, scope: Scope) -> Principal:
         return await authenticate(runtime, credentials)
     except Problem as problem:
         raise ProxyProblem(problem.status, problem.slug, problem.detail) from problem
+
+
+def declares_body(raw: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request with these headers has a body to read: an HTTP/1.1 request without
+    ``Content-Length`` or ``Transfer-Encoding`` has none (RFC 9112 section 6.3), and the proxy
+    then skips the ASGI ``receive`` round.
+
+    Example:
+        >>> declares_body([(b"accept", b"*/*")]), declares_body([(b"content-length", b"2")])
+        (False, True)
+    """
+    return any(name in _BODY_HEADERS for name, _ in raw)
 
 
 async def read_body(receive: Receive) -> bytes | None:
