@@ -61,6 +61,20 @@ def cached_principal(runtime: Runtime, token: str) -> Principal | None:
     return None
 
 
+async def authenticate_header(runtime: Runtime, authorization: str | None) -> Principal:
+    """:func:`authenticate` for the raw value of an ``Authorization`` header, as the hot paths'
+    ASGI apps have it: a bearer authenticated a moment ago costs a lookup, not the credentials
+    model (about 1 % of the outbound accept path's event loop, sampled)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if token and (principal := cached_principal(runtime, token)) is not None:
+        return principal
+    credentials = None
+    if token:
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+    return await authenticate(runtime, credentials)
+
+
 async def authenticate(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

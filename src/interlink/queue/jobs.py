@@ -248,9 +248,9 @@ class JobQueue:
             taker, adopted = self.taker, self._lease(rows, self.taker, memos)
             if adopted:
                 on_commit(conn, lambda: taker.adopt(adopted))
-        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
-        stmt = insert(jobs).on_conflict_do_nothing().returning(jobs.c.id)
         if any(row["idempotency_key"] for row in rows):
+            insert = postgresql.insert if self.db.is_postgres else sqlite.insert
+            stmt = insert(jobs).on_conflict_do_nothing().returning(jobs.c.id)
             created = set()
             for row in rows:  # one by one so that each conflict is known
                 result = await conn.execute(stmt, row)

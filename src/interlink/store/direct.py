@@ -44,10 +44,10 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncpg
-from sqlalchemy import Insert, bindparam, exc
+from sqlalchemy import JSON, Insert, bindparam, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -93,11 +93,13 @@ class DirectStatement:
         compiled = statement.compile(dialect=dialect, for_executemany=True)
         assert isinstance(compiled, SQLCompiler)
         names = tuple(compiled.positiontup or ())
-        processing = []
+        processing: list[tuple[int, Callable[[Any], Any]]] = []
         for index, name in enumerate(names):
             column_type = compiled.binds[name].type
             if isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
                 processing.append((index, sqlite_utc_text))
+            elif json_text := _sqlite_json_text(column_type, dialect):
+                processing.append((index, json_text))
             elif process := column_type.dialect_impl(dialect).bind_processor(dialect):
                 processing.append((index, process))
         return cls(compiled.string, names, tuple(processing))
@@ -113,6 +115,17 @@ class DirectStatement:
         for index, process in self.processing:
             values[index] = process(values[index])
         return values
+
+
+def _sqlite_json_text(column_type: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The store's JSON serializer itself for a JSON column on SQLite, where SQLAlchemy's own
+    processing only wraps it (None written as JSON ``null``, as there); else None."""
+    serializer = getattr(dialect, "_json_serializer", None)
+    if dialect.name != "sqlite" or serializer is None:
+        return None
+    if not isinstance(column_type, JSON) or column_type.none_as_null:
+        return None
+    return cast(Callable[[Any], Any], serializer)
 
 
 class DirectTransaction(ABC):

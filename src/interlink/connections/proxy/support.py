@@ -8,10 +8,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import orjson
-from fastapi.security import HTTPAuthorizationCredentials
 from starlette.types import Receive, Scope, Send
 
-from interlink.api.deps import authenticate, cached_principal
+from interlink.api.deps import authenticate_header
 from interlink.api.errors import PROBLEM_BASE, Problem
 from interlink.auth.principal import Principal
 from interlink.egress import (
@@ -183,21 +182,13 @@ async def send_problem(
 
 async def authenticate_caller(runtime: Runtime, scope: Scope) -> Principal:
     """The caller's principal, through the core's cached bearer authentication."""
-    token = ""
+    authorization = None
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer":
-                token = ""
+            authorization = value.decode("latin-1")
             break
-    token = token.strip()
-    if token and (principal := cached_principal(runtime, token)) is not None:
-        return principal
-    credentials = None
-    if token:
-        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
     try:
-        return await authenticate(runtime, credentials)
+        return await authenticate_header(runtime, authorization)
     except Problem as problem:
         raise ProxyProblem(problem.status, problem.slug, problem.detail) from problem
 

@@ -64,7 +64,7 @@ def _payload_filter(cache: dict[tuple[str, int], Any], endpoint: Any) -> Payload
     return compiled
 
 
-def _message_row(request: MessageRequest) -> dict[str, Any]:
+def _message_row(request: MessageRequest, now: datetime) -> dict[str, Any]:
     return {
         "id": new_id("msg"),
         "tenant_id": request.tenant_id,
@@ -73,7 +73,7 @@ def _message_row(request: MessageRequest) -> dict[str, Any]:
         "idempotency_key": request.idempotency_key,
         "ordering_key": request.ordering_key,
         "source_event_id": request.source_event_id,
-        "created_at": utcnow(),
+        "created_at": now,
         "payload_purged_at": None,
     }
 
@@ -83,8 +83,8 @@ async def _insert_message(
 ) -> tuple[dict[str, Any], bool]:
     key = request.idempotency_key
     assert key is not None
-    row = _message_row(request)
-    now = row["created_at"]
+    now = utcnow()
+    row = _message_row(request, now)
     insert = postgresql.insert if pg else sqlite.insert
     stmt = insert(outbound_messages).values(**row).on_conflict_do_nothing()
     if (await conn.execute(stmt.returning(outbound_messages.c.id))).first() is not None:
@@ -207,9 +207,12 @@ async def create_messages(
     """
     results: list[tuple[dict[str, Any], bool]] = []
     plain: list[dict[str, Any]] = []
+    # One moment for the batch's messages: committed together, and a datetime's text is made
+    # once for all of their rows (store.types.sqlite_utc_text).
+    now = utcnow()
     for request in requests:
         if request.idempotency_key is None:
-            row = _message_row(request)
+            row = _message_row(request, now)
             plain.append(row)
             results.append((row, True))
         else:
@@ -241,8 +244,8 @@ async def create_messages(
                     continue  # waits for its turn in the key
             # A failing endpoint's new messages wait for its backoff instead of hammering it.
             not_before = endpoint.next_attempt_not_before
-            now = message["created_at"]
-            run_at = not_before if not_before is not None and not_before > now else None
+            made = message["created_at"]
+            run_at = not_before if not_before is not None and not_before > made else None
             jobs[run_at].append(delivery_job(delivery["id"], 0, request.tenant_id, endpoint.id))
             if run_at is None and handing:
                 memos.append((DeliveryView.of(delivery, message), endpoint))

@@ -15,13 +15,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from interlink import exact_json
-from interlink.api.deps import authenticate
+from interlink.api.deps import authenticate_header
 from interlink.api.errors import Problem
 from interlink.runtime import Runtime
 from interlink.tenants.service import get_tenant
@@ -54,13 +53,7 @@ def rejected_payload(error: PayloadRejected) -> Problem:
 
 
 async def _check_tenant(runtime: Runtime, header: str, tenant_id: str) -> None:
-    scheme, _, token = header.partition(" ")
-    credentials = (
-        HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
-        if scheme.lower() == "bearer"
-        else None
-    )
-    principal = await authenticate(runtime, credentials)
+    principal = await authenticate_header(runtime, header)
     if not principal.can_reach(tenant_id) or len(tenant_id) > 40:
         raise Problem.not_found("tenant", tenant_id)
     known: dict[str, float] = runtime.state.setdefault("outbound_tenants", {})
