@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from interlink.api.app import create_app
+from interlink.api.models import MAX_JSON_DEPTH
 from interlink.runtime import Runtime
 from tests.conftest import api_client
 
@@ -131,6 +132,21 @@ async def test_errors_are_problem_json_with_precise_fields(runtime: Runtime) -> 
             await admin.post("/v1/tenants", json={"name": "a\x00b"}), 422, "validation-error"
         )
         assert "NUL" in body["detail"]
+        # Nesting the store could not write (orjson stops at 254 levels) is refused, not a 500.
+        deep: Any = "leaf"
+        for _ in range(300):
+            deep = [deep]
+        body = _is_problem(
+            await admin.post("/v1/tenants", json={"name": "deep", "metadata": {"a": deep}}),
+            422,
+            "validation-error",
+        )
+        assert f"at most {MAX_JSON_DEPTH} levels" in body["detail"]
+        deep = "leaf"
+        for _ in range(MAX_JSON_DEPTH - 1):  # with the metadata object: MAX_JSON_DEPTH levels
+            deep = [deep]
+        made = await admin.post("/v1/tenants", json={"name": "deep", "metadata": {"a": deep}})
+        assert made.status_code == 201, made.text
         _is_problem(
             await admin.post(
                 "/v1/tenants", content=b"{not json", headers={"content-type": "application/json"}

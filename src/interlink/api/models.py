@@ -9,9 +9,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from interlink.api.deps import Page, encode_cursor
 
-__all__ = ["JSONObject", "ListResponse", "Name", "StrictModel", "Text", "paginate"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "JSONObject",
+    "ListResponse",
+    "Name",
+    "StrictModel",
+    "Text",
+    "paginate",
+]
 
 T = TypeVar("T")
+MAX_JSON_DEPTH = 128
+"""How deep a JSON document given to the management API may nest (objects and arrays)."""
 
 
 def _no_nul(value: str) -> str:
@@ -20,21 +30,26 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def _no_nul_deep(value: Any) -> Any:
+def _no_nul_deep(value: Any, depth: int = 0) -> Any:
     # PostgreSQL's text and jsonb cannot hold NUL: refused up front rather than failing later.
     # JSON numbers beyond 64 bits are refused too: Interlink keeps them exact only in what
     # providers send it (interlink.exact_json), and many receivers' parsers would round them.
+    # So is nesting deeper than MAX_JSON_DEPTH: the store's serializer (orjson) stops at 254
+    # levels, and the document is stored inside others (an event's data, a CloudEvent).
     if isinstance(value, str):
         _no_nul(value)
     elif isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise ValueError("integers must fit in 64 bits")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul_deep(key)
-            _no_nul_deep(item)
-    elif isinstance(value, list):
-        for item in value:
-            _no_nul_deep(item)
+    elif isinstance(value, dict | list):
+        if depth >= MAX_JSON_DEPTH:
+            raise ValueError(f"JSON documents may nest at most {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _no_nul(key)
+                _no_nul_deep(item, depth + 1)
+        else:
+            for item in value:
+                _no_nul_deep(item, depth + 1)
     return value
 
 
