@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["JSONDecodeError", "dumps", "dumps_text", "loads"]
+__all__ = ["MAX_DEPTH", "JSONDecodeError", "dumps", "dumps_text", "loads", "nests_deeper"]
 
 JSONDecodeError: Final = orjson.JSONDecodeError
 """What :func:`loads` raises for a text that is not JSON as orjson reads it."""
@@ -57,6 +57,30 @@ def loads(data: bytes | str) -> Any:
     except RecursionError:
         # orjson reads 1,024 levels, the standard library fewer: keep orjson's value then.
         return value
+
+
+MAX_DEPTH: Final = 128
+"""How deep Interlink lets a JSON document nest (objects and arrays) where it must write it
+again: orjson writes 254 levels at most, and a document is written inside others (an event's
+data, a CloudEvent envelope)."""
+
+
+def nests_deeper(data: bytes | str, value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value``, parsed from ``data``, nests objects and arrays more than ``limit``
+    levels deep. A text with no more than ``limit`` opening brackets cannot, which two counts
+    tell at once; only a text with more has its value walked."""
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            level.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def dumps(value: Any, *, sort_keys: bool = False, utc_z: bool = False) -> bytes:

@@ -143,3 +143,19 @@ def test_dumps_writes_datetimes_as_orjson_does_beside_a_big_integer() -> None:
     )
     with pytest.raises(TypeError):
         exact_json.dumps({"n": BIG, "other": object()})
+
+
+@pytest.mark.parametrize("levels", [1, exact_json.MAX_DEPTH, exact_json.MAX_DEPTH + 1, 600])
+def test_nests_deeper_counts_objects_and_arrays(levels: int) -> None:
+    value: Any = {"leaf": 1}
+    for n in range(levels - 1):
+        value = [value] if n % 2 else {"k": value, "sibling": [1, 2]}
+    text = json.dumps(value)
+    expected = levels > exact_json.MAX_DEPTH
+    assert exact_json.nests_deeper(text, value) is expected
+    assert exact_json.nests_deeper(text.encode(), value) is expected
+
+
+def test_brackets_inside_strings_only_cost_the_walk() -> None:
+    value = {"text": "[" * 500, "n": [1]}
+    assert not exact_json.nests_deeper(json.dumps(value), value)

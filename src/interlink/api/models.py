@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+from interlink import exact_json
 from interlink.api.deps import Page, encode_cursor
 
 __all__ = [
@@ -20,7 +21,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-MAX_JSON_DEPTH = 128
+MAX_JSON_DEPTH = exact_json.MAX_DEPTH
 """How deep a JSON document given to the management API may nest (objects and arrays)."""
 
 

@@ -28,8 +28,9 @@ def decode_payload(
 ) -> Any:
     """The parsed payload: JSON, a form as a dict (Slack interactivity: its ``payload`` JSON).
 
-    A body that is neither is returned as text (undecodable bytes replaced), so routing and
-    events always have something to work with. Integers beyond 64 bits are kept exact
+    A body that is neither, or whose JSON nests deeper than :data:`exact_json.MAX_DEPTH`, is
+    returned as text (undecodable bytes replaced), so routing and events always have something
+    to work with. Integers beyond 64 bits are kept exact
     (:mod:`interlink.exact_json`). ``parsed`` is the verifier's strict parse of ``body`` when
     the caller has one already (``InboundRequest.strict_json``).
     """
@@ -38,16 +39,24 @@ def decode_payload(
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if provider == "slack" and "payload" in form:
             try:
-                return json_safe(exact_json.loads(form["payload"]))
+                value = exact_json.loads(form["payload"])
             except exact_json.JSONDecodeError:
                 return json_safe(form)
+            deep = exact_json.nests_deeper(form["payload"], value)
+            return json_safe(form if deep else value)
         return json_safe(form)
     if parsed is not None:
-        value = parsed[0]
+        value = parsed[0]  # the verifier refused it if it nested too deep
     else:
         try:
             value = exact_json.loads(body)
         except exact_json.JSONDecodeError:
-            return body.decode("utf-8", "replace").replace("\x00", "")
+            return _text(body)
+        if exact_json.nests_deeper(body, value):
+            return _text(body)  # it could not be written into its event
     # In JSON a NUL can only be written as an escape; without one there is nothing to clean.
     return json_safe(value) if b"\\u0000" in body else value
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", "replace").replace("\x00", "")

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from interlink.exact_json import MAX_DEPTH
 from interlink.webhooks.inbound.payloads import decode_payload
 from interlink.webhooks.inbound.verifiers.base import InboundRequest, PayloadError, parse_json
 
@@ -43,8 +44,26 @@ def test_a_body_nested_deeper_than_any_parser_reads_is_a_payload_error() -> None
     """orjson refuses over 1,024 levels and the standard library runs out of stack: a clear
     400 (PayloadError), not a RecursionError escaping as a 500."""
     body = b"[" * 5000 + b"]" * 5000
-    with pytest.raises(PayloadError, match="nests JSON too deeply"):
+    with pytest.raises(PayloadError, match="nests JSON more than 128 levels deep"):
         parse_json(body, "stripe")
     request = InboundRequest(method="POST", url="https://x/in/src", path_qs="/in/src", body=body)
     with pytest.raises(PayloadError):
         request.json("stripe")
+
+
+def test_json_nested_deeper_than_interlink_writes_is_kept_as_text() -> None:
+    """What the verifier did not parse (a form, a media type that needs no JSON) and nests
+    deeper than exact_json.MAX_DEPTH stays text: the event it goes into can be written."""
+
+    def document(levels: int) -> dict[str, object]:  # an object around levels - 1 arrays
+        inner: object = "leaf"
+        for _ in range(levels - 1):
+            inner = [inner]
+        return {"deep": inner}
+
+    body = json.dumps(document(MAX_DEPTH + 1)).encode()
+    assert decode_payload("hmac", "text/plain", body) == body.decode()
+    form = {"payload": json.dumps(document(MAX_DEPTH + 1)), "token": "t"}
+    assert decode_payload("slack", FORM, urlencode(form).encode()) == form
+    fits = json.dumps(document(MAX_DEPTH)).encode()
+    assert decode_payload("hmac", "text/plain", fits) == document(MAX_DEPTH)

@@ -283,18 +283,27 @@ def parse_json(body: bytes, provider: str) -> Any:
 
 def _parse_json(body: bytes, provider: str) -> tuple[Any, bool]:
     """The parsed body, and whether it is strict JSON (:func:`exact_json.loads` read it; else
-    the standard library did)."""
+    the standard library did). A body nested deeper than :data:`exact_json.MAX_DEPTH` is
+    refused like a malformed one: its payload could not be written into its event."""
     try:
-        return exact_json.loads(body), True
+        value, strict = exact_json.loads(body), True
     except exact_json.JSONDecodeError:
-        pass  # orjson refuses a little more than the standard library (NaN, 1e400, UTF-16)
-    try:
-        return json.loads(body), False
-    except (ValueError, UnicodeDecodeError):
-        raise PayloadError(f"the {provider} body is not valid JSON") from None
-    except RecursionError:
-        # Nested deeper than orjson reads (1,024 levels) and the standard library can.
-        raise PayloadError(f"the {provider} body nests JSON too deeply") from None
+        # orjson refuses a little more than the standard library (NaN, 1e400, UTF-16).
+        try:
+            value, strict = json.loads(body), False
+        except (ValueError, UnicodeDecodeError):
+            raise PayloadError(f"the {provider} body is not valid JSON") from None
+        except RecursionError:  # deeper than the standard library reads
+            raise _too_deep(provider) from None
+    if exact_json.nests_deeper(body, value):
+        raise _too_deep(provider)
+    return value, strict
+
+
+def _too_deep(provider: str) -> PayloadError:
+    return PayloadError(
+        f"the {provider} body nests JSON more than {exact_json.MAX_DEPTH} levels deep"
+    )
 
 
 def parse_form(body: bytes, provider: str) -> dict[str, str]:
