@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import uvicorn
+from yarl import URL
 
 from interlink.api.app import create_app
 from interlink.api.server import server_config
@@ -121,6 +122,31 @@ async def test_a_provider_limiting_each_connection_gives_each_its_own_bucket(
             assert state.request_policy(views[0], policy) is first
             state.use_catalog(state.catalog)
             assert state.request_policy(views[0], policy) is not first
+
+
+async def test_dot_segments_cannot_leave_the_providers_base_path(sqlite_url: str) -> None:
+    """A '.' or '..' segment would be resolved against the base URL (RFC 3986 section 5.2.4)
+    and could reach a path of the provider's host outside it: refused, nothing is sent."""
+    async with serve_simulator("stripe", records=1) as sim:
+        async with running_hub(sqlite_url, {"stripe": sim.url}) as hub:
+            connection_id = await hub.api_key_connection("stripe", "sk_test_dots")
+            async with _served(create_app(hub.runtime, run_workers=False)) as url:
+                headers = {"Authorization": f"Bearer {hub.key}"}
+                base = f"{url}/v1/proxy/{connection_id}"
+                sent = len(sim.simulator.requests)
+                async with aiohttp.ClientSession(headers=headers) as session:
+                    for path in ("/v1/../v1/balance", "/v1/%2E%2e/v1/balance", "/./v1/balance",
+                                 "/v1/balance/.."):  # fmt: skip
+                        target = URL(base + path, encoded=True)
+                        async with session.get(target) as refused:
+                            assert refused.status == 422, path
+                            problem = await refused.json(content_type=None)
+                            assert problem["type"].endswith("/invalid-path")
+                    assert len(sim.simulator.requests) == sent
+                    # Dots inside a segment are the provider's business.
+                    async with session.get(URL(base + "/v1/customers/cus..x", encoded=True)) as a:
+                        assert a.status == 404  # Stripe's own answer, passed through
+                    assert sim.simulator.requests[-1].path == "/v1/customers/cus..x"
 
 
 def _dates(answer: aiohttp.ClientResponse) -> list[bytes]:

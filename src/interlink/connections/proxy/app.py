@@ -38,6 +38,8 @@ __all__ = ["PREFIX", "ProxyApp"]
 PREFIX = "/v1/proxy/"
 SMALL_BODY = 256 << 10
 _CONNECTION_ID = re.compile(r"^[A-Za-z0-9_]{1,60}$")
+# A "." or ".." segment, percent-encoded or not (RFC 3986 section 5.2.4 removes them).
+_DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2[eE]){1,2}(?:/|$)")
 
 
 class ProxyApp:
@@ -63,6 +65,12 @@ class ProxyApp:
         )
         if not _CONNECTION_ID.match(connection_id):
             raise ProxyProblem(404, "not-found", f"connection {connection_id[:60]} does not exist")
+        if _DOT_SEGMENT.search(rest):
+            # The URL parser would resolve them against the provider's base URL and leave its
+            # path: /v1/proxy/{id}/../admin must not reach {host}/admin.
+            raise ProxyProblem(
+                422, "invalid-path", "the proxied path must not hold '.' or '..' segments"
+            )
         principal = await authenticate_caller(state.runtime, scope)
         try:
             view = await load_view(state, connection_id)
