@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import typer
+
 from interlink.capability import Capability, EncryptedColumn
 from interlink.webhooks.outbound.api import endpoints as endpoints_api
 from interlink.webhooks.outbound.api import event_types as event_types_api
@@ -29,6 +31,11 @@ __all__ = ["capability"]
 
 async def _start(runtime: Runtime) -> None:
     outbound_state(runtime)  # built now, so a bad INTERLINK_RETRY_SCHEDULE fails at start
+    inbound = any(capability.name == "inbound" for capability in runtime.capabilities)
+    if runtime.settings.demo and inbound:  # `interlink serve --demo`
+        from interlink.webhooks.demo import start_webhooks_demo
+
+        typer.echo((await start_webhooks_demo(runtime)).describe())
 
 
 async def _stop(runtime: Runtime) -> None:

@@ -118,9 +118,10 @@ def _build(runtime: Runtime) -> OutboundState:
     from interlink.webhooks.outbound.recorder import Recorder
     from interlink.webhooks.outbound.writer import MessageWriter
 
-    policy = AddressPolicy(
-        allow=parse_allow_list(runtime.settings.egress_allow), require_https=True
-    )
+    allow = list(runtime.settings.egress_allow)
+    if runtime.settings.demo:  # the demo's endpoint posts to this server (webhooks.demo)
+        allow.append("127.0.0.1/32")
+    policy = AddressPolicy(allow=parse_allow_list(allow), require_https=True)
     config = OutboundConfig.from_settings(runtime)
     egress = EgressClient(
         address_policy=policy,
