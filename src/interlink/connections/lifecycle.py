@@ -71,6 +71,19 @@ def _required_fields(mode: Any) -> tuple[str, ...]:
     return ("client_id", "client_secret")
 
 
+def _unusable_credential(mode: Any, credentials: Mapping[str, str]) -> str | None:
+    """Why a credential could never be sent, or None: keys, names and secrets travel in
+    headers, query strings and forms, where a control character (a line break, say) cannot
+    go; a Basic user-id cannot hold ':' (RFC 7617 section 2). Refused here, not at each call."""
+    for field in _required_fields(mode):
+        value = str(credentials.get(field, ""))
+        if any((ord(ch) < 0x20 and ch != "\t") or ch == "\x7f" for ch in value):
+            return f"credentials.{field}: must not hold control characters (line breaks, ...)"
+    if isinstance(mode, BasicAuth) and ":" in str(credentials.get(mode.username_field, "")):
+        return f"credentials.{mode.username_field}: a Basic auth user-id cannot hold ':'"
+    return None
+
+
 async def create_connection(
     state: ConnectionsState,
     principal: Principal,
@@ -103,6 +116,8 @@ async def create_connection(
     missing = [f for f in _required_fields(mode) if not credentials.get(f)]
     if missing:
         raise FlowError(422, f"credentials: missing {', '.join(missing)}", "validation-error")
+    if unusable := _unusable_credential(mode, credentials):
+        raise FlowError(422, unusable, "validation-error")
     secrets: dict[str, Any] = dict(credentials)
     connection_id = new_id("con")
     row = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+from interlink.connections import service
+from interlink.ids import new_id
 from interlink.simulators import serve_simulator
 from tests.integration.connections.conn_support import running_hub
 
@@ -119,17 +121,35 @@ async def test_providers_catalog_and_health(sqlite_url: str) -> None:
 async def test_a_key_that_would_inject_a_header_is_refused_before_sending(sqlite_url: str) -> None:
     async with serve_simulator("stripe", records=1) as sim:
         async with running_hub(sqlite_url, {"stripe": sim.url}) as hub:
-            created = await hub.admin.post(
-                f"/v1/tenants/{hub.tenant_id}/connections",
+            base = f"/v1/tenants/{hub.tenant_id}/connections"
+            injecting = {"api_key": "k\r\nX-Injected: yes"}
+            refused = await hub.admin.post(
+                base,
                 json={"provider": "rest", "auth_type": "api_key", "verify": False,
-                      "credentials": {"api_key": "k\r\nX-Injected: yes"},
+                      "credentials": injecting, "config": {"base_url": sim.url}},
+            )  # fmt: skip
+            assert refused.status_code == 422, refused.text
+            assert "credentials.api_key: must not hold control characters" in refused.text
+            colon = await hub.admin.post(
+                base,
+                json={"provider": "rest", "auth_type": "basic", "verify": False,
+                      "credentials": {"username": "a:b", "password": "p"},
                       "config": {"base_url": sim.url}},
             )  # fmt: skip
-            assert created.status_code == 201, created.text
+            assert colon.status_code == 422, colon.text
+            assert "user-id cannot hold ':'" in colon.text
+            # One stored anyway (a token as a provider returned it, say) is refused per call.
+            connection_id = new_id("con")
+            async with hub.runtime.db.transaction() as conn:
+                await service.insert_connection(
+                    conn, hub.runtime.vault, connection_id=connection_id,
+                    tenant_id=hub.tenant_id, provider="rest", auth_type="api_key",
+                    credentials=injecting, config={"base_url": sim.url},
+                )  # fmt: skip
             seen = len(sim.simulator.requests)
             async with hub.client(hub.key) as app:
                 answer = await app.get(
-                    f"/v1/proxy/{created.json()['id']}/v1/customers",
+                    f"/v1/proxy/{connection_id}/v1/customers",
                     headers={"Authorization": f"Bearer {hub.key}"},
                 )
             assert answer.status_code == 422, answer.text
