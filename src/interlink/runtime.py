@@ -94,6 +94,9 @@ class Runtime:
         self.extra_subscribers: list[EventSubscriber] = []
         # Per-capability state (clients, caches) lives here, keyed by capability name.
         self.state: dict[str, Any] = {}
+        # True in the process that serves the API (set before start): the demo seeds only there,
+        # not in a CLI command or a worker that shares its settings.
+        self.serving = False
         self._started = False
 
     @property

@@ -40,6 +40,7 @@ def create_app(runtime: Runtime, *, run_workers: bool = True, migrate: bool = Fa
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.serving = True
         await runtime.start(migrate_schema=migrate)
         stop = asyncio.Event()
         workers = asyncio.create_task(runtime.run_workers(stop)) if run_workers else None

@@ -35,7 +35,7 @@ async def _start(runtime: Runtime) -> None:
     state.extras["signer"] = StateSigner(load_master_keys(runtime.settings))
     state.events.start()
     await schedule_probes(runtime)
-    if runtime.settings.demo:  # `interlink serve --demo`
+    if runtime.settings.demo and runtime.serving:  # `interlink serve --demo`
         typer.echo((await start_demo(runtime)).describe())
 
 

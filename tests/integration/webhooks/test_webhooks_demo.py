@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 
 from interlink.api.app import create_app
 from interlink.api.server import server_config
 from interlink.runtime import Runtime
+from interlink.store.schema import tenants
 from interlink.webhooks.demo import LOOP, start_webhooks_demo
 from interlink.webhooks.inbound import senders
 from interlink.webhooks.inbound.capability import capability as inbound
@@ -119,3 +121,14 @@ async def test_a_restart_keeps_the_demo_and_follows_the_port(
         assert remade.loop_source != first.loop_source and remade.endpoint != first.endpoint
         listed = (await http.get(f"/v1/tenants/{first.tenant_id}/endpoints")).json()["data"]
         assert [e["id"] for e in listed] == [remade.endpoint]
+
+
+async def test_only_the_serving_process_seeds_the_demo(sqlite_url: str) -> None:
+    """A CLI command or a worker sharing INTERLINK_DEMO starts the runtime too: no seeding."""
+    runtime = Runtime(inbound_settings(sqlite_url, demo=True), capabilities=[inbound, outbound])
+    await runtime.start(migrate_schema=True)
+    try:
+        async with runtime.db.transaction() as conn:
+            assert (await conn.execute(select(tenants.c.id))).all() == []
+    finally:
+        await runtime.close()

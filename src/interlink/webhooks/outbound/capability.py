@@ -32,7 +32,7 @@ __all__ = ["capability"]
 async def _start(runtime: Runtime) -> None:
     outbound_state(runtime)  # built now, so a bad INTERLINK_RETRY_SCHEDULE fails at start
     inbound = any(capability.name == "inbound" for capability in runtime.capabilities)
-    if runtime.settings.demo and inbound:  # `interlink serve --demo`
+    if runtime.settings.demo and runtime.serving and inbound:  # `interlink serve --demo`
         from interlink.webhooks.demo import start_webhooks_demo
 
         typer.echo((await start_webhooks_demo(runtime)).describe())
