@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -23,7 +24,13 @@ from interlink.connections.catalog import (
 from interlink.connections.credentials import ConnectionView, auth_mode_of, request_auth, view_of
 from interlink.connections.oauth import FlowError
 from interlink.connections.state import ConnectionsState
-from interlink.egress import CircuitOpen, EgressError, RequestPolicy
+from interlink.egress import (
+    BlockedDestination,
+    CircuitOpen,
+    EgressError,
+    InvalidURL,
+    RequestPolicy,
+)
 from interlink.ids import new_id
 
 __all__ = ["ProbeResult", "create_connection", "delete_connection", "probe"]
@@ -135,9 +142,15 @@ async def create_connection(
             secrets["access_token"] = got.access_token
             expires_in = got.expires_in
         view = _draft(state, row, secrets)
+        # A literal address the SSRF guard refuses is refused now, probe or not; a name is
+        # judged on the addresses it resolves to when a call is made.
+        state.egress.address_policy.check_literal_host(urlsplit(view.base_url).hostname or "")
         result = await probe(state, view) if verify else None
     except TemplateError as error:
         raise FlowError(422, f"config: {error}", "invalid-config") from error
+    except (BlockedDestination, InvalidURL) as error:
+        raise FlowError(422, f"the provider's address is refused: {error}",
+                        "blocked-destination") from error  # fmt: skip
     except tokens.TokenError as error:
         raise FlowError(422, f"the provider refused the client credentials: {error}",
                         "credentials-refused") from error  # fmt: skip

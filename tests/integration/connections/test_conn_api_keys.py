@@ -74,6 +74,17 @@ async def test_bad_input_is_a_problem_never_a_500(sqlite_url: str) -> None:
             answer = await hub.admin.post(base, json=body)
             assert answer.status_code == 422, (body, answer.text)
             assert answer.headers["content-type"] == "application/problem+json"
+        # A literal address the SSRF guard refuses, with or without the probe.
+        for url, verify in (("http://169.254.169.254", False), ("http://10.0.0.7:8080", True),
+                            ("http://[fd00::1]", False)):  # fmt: skip
+            answer = await hub.admin.post(
+                base,
+                json={"provider": "rest", "auth_type": "api_key", "verify": verify,
+                      "credentials": {"api_key": "k"}, "config": {"base_url": url}},
+            )  # fmt: skip
+            assert answer.status_code == 422, (url, answer.text)
+            assert answer.json()["type"].endswith("/blocked-destination")
+        assert (await hub.admin.get(base)).json()["data"] == []
 
 
 async def test_another_tenants_key_sees_404_everywhere(sqlite_url: str) -> None:
