@@ -147,6 +147,16 @@ async def test_errors_are_problem_json_with_precise_fields(runtime: Runtime) -> 
             deep = [deep]
         made = await admin.post("/v1/tenants", json={"name": "deep", "metadata": {"a": deep}})
         assert made.status_code == 201, made.text
+        # Deeper than the standard library's parser reads: malformed JSON that says why.
+        deepest = b'{"name": "x", "metadata": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+        body = _is_problem(
+            await admin.post(
+                "/v1/tenants", content=deepest, headers={"content-type": "application/json"}
+            ),
+            400,
+            "malformed-json",
+        )
+        assert "too deeply" in body["detail"]
         _is_problem(
             await admin.post(
                 "/v1/tenants", content=b"{not json", headers={"content-type": "application/json"}

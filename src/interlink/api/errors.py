@@ -176,6 +176,13 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"no route for {request.method} {request.url.path}"
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            # FastAPI's "There was an error parsing the body", from the standard library's
+            # parser running out of stack: say what was wrong, as for any malformed JSON.
+            return problem_response(
+                400, "the request body nests JSON too deeply to be read",
+                slug="malformed-json", title="Malformed JSON", instance=request.url.path,
+            )  # fmt: skip
         return problem_response(
             exc.status_code, detail, instance=request.url.path, headers=exc.headers
         )
