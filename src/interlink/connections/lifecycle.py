@@ -142,9 +142,12 @@ async def create_connection(
             secrets["access_token"] = got.access_token
             expires_in = got.expires_in
         view = _draft(state, row, secrets)
-        # A literal address the SSRF guard refuses is refused now, probe or not; a name is
-        # judged on the addresses it resolves to when a call is made.
-        state.egress.address_policy.check_literal_host(urlsplit(view.base_url).hostname or "")
+        if provider.base_url_placeholders:
+            # The caller's config makes the base URL: a literal address the SSRF guard refuses
+            # is refused now, probe or not; a name is judged on what it resolves to at each
+            # call. (The catalog's own URLs are the operator's, overrides for tests included.)
+            host = urlsplit(view.base_url).hostname or ""
+            state.egress.address_policy.check_literal_host(host)
         result = await probe(state, view) if verify else None
     except TemplateError as error:
         raise FlowError(422, f"config: {error}", "invalid-config") from error
