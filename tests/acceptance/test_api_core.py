@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from interlink.api.app import create_app
-from interlink.api.models import MAX_JSON_DEPTH
+from interlink.exact_json import MAX_DEPTH as MAX_JSON_DEPTH
 from interlink.runtime import Runtime
 from tests.conftest import api_client
 

@@ -10,19 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from interlink import exact_json
 from interlink.api.deps import Page, encode_cursor
 
-__all__ = [
-    "MAX_JSON_DEPTH",
-    "JSONObject",
-    "ListResponse",
-    "Name",
-    "StrictModel",
-    "Text",
-    "paginate",
-]
+__all__ = ["JSONObject", "ListResponse", "Name", "StrictModel", "Text", "paginate"]
 
 T = TypeVar("T")
-MAX_JSON_DEPTH = exact_json.MAX_DEPTH
-"""How deep a JSON document given to the management API may nest (objects and arrays)."""
 
 
 def _no_nul(value: str) -> str:
@@ -35,15 +25,15 @@ def _no_nul_deep(value: Any, depth: int = 0) -> Any:
     # PostgreSQL's text and jsonb cannot hold NUL: refused up front rather than failing later.
     # JSON numbers beyond 64 bits are refused too: Interlink keeps them exact only in what
     # providers send it (interlink.exact_json), and many receivers' parsers would round them.
-    # So is nesting deeper than MAX_JSON_DEPTH: the store's serializer (orjson) stops at 254
+    # So is nesting deeper than exact_json.MAX_DEPTH: the store's serializer (orjson) stops at 254
     # levels, and the document is stored inside others (an event's data, a CloudEvent).
     if isinstance(value, str):
         _no_nul(value)
     elif isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise ValueError("integers must fit in 64 bits")
     elif isinstance(value, dict | list):
-        if depth >= MAX_JSON_DEPTH:
-            raise ValueError(f"JSON documents may nest at most {MAX_JSON_DEPTH} levels")
+        if depth >= exact_json.MAX_DEPTH:
+            raise ValueError(f"JSON documents may nest at most {exact_json.MAX_DEPTH} levels")
         if isinstance(value, dict):
             for key, item in value.items():
                 _no_nul(key)

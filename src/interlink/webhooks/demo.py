@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from interlink.connections.demo import DEMO_TENANT
 from interlink.store.schema import tenants
@@ -77,14 +77,14 @@ async def start_webhooks_demo(runtime: Runtime) -> WebhooksDemo:
     out = outbound_state(runtime)
     async with runtime.db.transaction() as conn:
         tenant_id = await _demo_tenant(conn)
-        stripe = await _source_named(conn, tenant_id, STRIPE)
+        stripe = await _newest(conn, inbound_sources, tenant_id, "name", STRIPE)
         if stripe is None:
             stripe = await sources.create_source(
                 conn, vault, registry, tenant_id=tenant_id, provider="stripe",
                 secret=generate_secret(), fields={"name": STRIPE},
             )  # fmt: skip
-        loop = await _source_named(conn, tenant_id, LOOP)
-        endpoint = await _endpoint_described(conn, tenant_id, LOOP)
+        loop = await _newest(conn, inbound_sources, tenant_id, "name", LOOP)
+        endpoint = await _newest(conn, outbound_endpoints, tenant_id, "description", LOOP)
         if loop is None or endpoint is None:
             if endpoint is not None:  # its source is gone: it could only fail
                 await endpoints.delete_endpoint(conn, tenant_id, endpoint["id"])
@@ -111,27 +111,14 @@ async def _demo_tenant(conn: AsyncConnection) -> str:
     return str((await create_tenant(conn, DEMO_TENANT, _ACTOR))["id"])
 
 
-async def _source_named(conn: AsyncConnection, tenant_id: str, name: str) -> dict[str, Any] | None:
-    query = (
-        select(inbound_sources)
-        .where(inbound_sources.c.tenant_id == tenant_id, inbound_sources.c.name == name)
-        .order_by(inbound_sources.c.id.desc())
-        .limit(1)
-    )
-    row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
-
-
-async def _endpoint_described(
-    conn: AsyncConnection, tenant_id: str, description: str
+async def _newest(
+    conn: AsyncConnection, table: Table, tenant_id: str, column: str, value: str
 ) -> dict[str, Any] | None:
+    """The tenant's newest row of ``table`` whose ``column`` is ``value`` (ids sort by time)."""
     query = (
-        select(outbound_endpoints)
-        .where(
-            outbound_endpoints.c.tenant_id == tenant_id,
-            outbound_endpoints.c.description == description,
-        )
-        .order_by(outbound_endpoints.c.id.desc())
+        select(table)
+        .where(table.c.tenant_id == tenant_id, table.c[column] == value)
+        .order_by(table.c.id.desc())
         .limit(1)
     )
     row = (await conn.execute(query)).mappings().first()

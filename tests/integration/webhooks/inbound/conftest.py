@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
 import pytest
 
+from interlink.capability import Capability
 from interlink.runtime import Runtime
 from interlink.webhooks.inbound.capability import capability
 from tests.conftest import api_client, make_settings
@@ -24,6 +26,16 @@ def inbound_settings(url: str, **overrides: Any) -> Any:
     }
     values.update(overrides)
     return make_settings(url, **values)
+
+
+@contextlib.asynccontextmanager
+async def hub_with(
+    db_url: str, capabilities: Sequence[Capability], *, run_workers: bool
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    """A runtime of ``capabilities`` on the inbound settings, and an admin client of its API."""
+    runtime = Runtime(inbound_settings(db_url), capabilities=list(capabilities))
+    async with api_client(runtime, run_workers=run_workers) as http:
+        yield runtime, http
 
 
 @pytest.fixture

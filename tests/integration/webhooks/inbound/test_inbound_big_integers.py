@@ -14,8 +14,7 @@ from interlink.runtime import Runtime
 from interlink.webhooks.inbound import senders
 from interlink.webhooks.inbound.capability import capability as inbound_capability
 from interlink.webhooks.outbound.capability import capability as outbound_capability
-from tests.conftest import api_client
-from tests.integration.webhooks.inbound.conftest import eventually, inbound_settings
+from tests.integration.webhooks.inbound.conftest import eventually, hub_with
 from tests.integration.webhooks.outbound.outbound_support import Receiver, new_endpoint, receiver
 
 SECRET = "whsec_big_integers"
@@ -41,11 +40,10 @@ EVENT = {
 @pytest.fixture
 async def hub(db_url: str) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
     """Inbound and outbound webhooks, workers on: received events fan out to endpoints."""
-    runtime = Runtime(
-        inbound_settings(db_url), capabilities=[inbound_capability, outbound_capability]
-    )
-    async with api_client(runtime, run_workers=True) as client:
-        yield runtime, client
+    async with hub_with(
+        db_url, [inbound_capability, outbound_capability], run_workers=True
+    ) as pair:
+        yield pair
 
 
 async def _created(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> Any:

@@ -16,9 +16,8 @@ from interlink.webhooks.inbound.capability import capability as inbound_capabili
 from interlink.webhooks.inbound.hooks import ReceivedWebhook, register_sync_trigger
 from interlink.webhooks.inbound.processing import process_handler
 from interlink.webhooks.inbound.writer import PROCESS_JOB
-from tests.conftest import api_client
 from tests.integration.webhooks.inbound.conftest import (
-    inbound_settings,
+    hub_with,
     list_events,
     stripe_connection,
 )
@@ -43,11 +42,9 @@ class FailingTrigger:
 
 @pytest.fixture
 async def quiet_client(db_url: str) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    runtime = Runtime(
-        inbound_settings(db_url), capabilities=[inbound_capability, connections_capability]
-    )
-    async with api_client(runtime, run_workers=False) as http:
-        yield runtime, http
+    capabilities = [inbound_capability, connections_capability]
+    async with hub_with(db_url, capabilities, run_workers=False) as pair:
+        yield pair
 
 
 async def _source(client: httpx.AsyncClient, tenant: str, **fields: str) -> str:

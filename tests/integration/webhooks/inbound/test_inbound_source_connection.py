@@ -17,9 +17,8 @@ from interlink.webhooks.inbound.capability import capability as inbound_capabili
 from interlink.webhooks.inbound.hooks import ReceivedWebhook, register_sync_trigger
 from interlink.webhooks.inbound.processing import process_handler
 from interlink.webhooks.inbound.writer import PROCESS_JOB
-from tests.conftest import api_client
 from tests.integration.webhooks.inbound.conftest import (
-    inbound_settings,
+    hub_with,
     list_events,
     stripe_connection,
 )
@@ -31,11 +30,9 @@ MISSING = "con_01J0000000000000000000000"
 @pytest.fixture
 async def hub(db_url: str) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
     """Inbound and connections together, workers off (processing is run by hand)."""
-    runtime = Runtime(
-        inbound_settings(db_url), capabilities=[inbound_capability, connections_capability]
-    )
-    async with api_client(runtime, run_workers=False) as http:
-        yield runtime, http
+    capabilities = [inbound_capability, connections_capability]
+    async with hub_with(db_url, capabilities, run_workers=False) as pair:
+        yield pair
 
 
 async def _tenant(client: httpx.AsyncClient, name: str) -> str:
