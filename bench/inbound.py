@@ -9,13 +9,16 @@ One command starts everything on 127.0.0.1 and prints, in one run:
 (c) what users write instead: a FastAPI route that verifies with ``stripe.Webhook`` and commits
     one row per request to PostgreSQL with SQLAlchemy.
 
-Load comes from a second process (an aiohttp client): closed-loop for throughput, then, once
-the server is idle again (Interlink processes after the ack what the closed loop left), open-loop
-at a fixed rate for latency (measured from the scheduled send time, so queueing counts). The
-server's CPU time per answered request during the closed loop is printed too: on a shared
-machine it moves far less than requests/s (for Interlink it includes the in-process workers).
+All four servers stay up for the whole run. Load comes from a second process (an aiohttp
+client): closed loops for throughput, ``--rounds`` rounds that each measure the four servers
+back to back (the order rotated from round to round, each server idle again before the next
+starts: Interlink processes after the ack what a closed loop left), the ratios taken from each
+round and their median printed; then open loops at a fixed rate for latency (measured from the
+scheduled send time, so queueing counts), one server at a time. The server's CPU time per
+answered request during the closed loop is printed too: on a shared machine it moves far less
+than requests/s (for Interlink it includes the in-process workers).
 
-    python bench/inbound.py [--seconds 5] [--rate 1000] [--concurrency 64]
+    python bench/inbound.py [--rounds 3] [--seconds 4] [--rate 1000] [--concurrency 64]
 """
 
 # ruff: noqa: E402
@@ -33,6 +36,7 @@ import argparse
 import asyncio
 import base64
 import json
+import statistics
 import subprocess
 import tempfile
 import time
@@ -230,7 +234,7 @@ async def _open_loop(url: str, seconds: float, rate: float) -> dict[str, Any]:
     return {"p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": errors}
 
 
-def load(url: str, seconds: float, rate: float, concurrency: int) -> None:
+def load(url: str, mode: str, seconds: float, rate: float, concurrency: int) -> None:
     without_collector_pauses()
     try:
         import uvloop
@@ -238,11 +242,11 @@ def load(url: str, seconds: float, rate: float, concurrency: int) -> None:
         uvloop.install()
     except ImportError:
         pass
-    throughput = asyncio.run(_closed_loop(url, seconds, concurrency))
-    print(json.dumps(throughput), flush=True)  # the orchestrator stops counting CPU here
-    sys.stdin.readline()  # the orchestrator answers once the server has worked off its backlog
-    latency = asyncio.run(_open_loop(url, seconds, rate))
-    print(json.dumps({**throughput, **latency}))
+    if mode == "rate":
+        result = asyncio.run(_closed_loop(url, seconds, concurrency))
+    else:
+        result = asyncio.run(_open_loop(url, seconds, rate))
+    print(json.dumps(result), flush=True)  # for "rate", the orchestrator stops counting CPU here
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -277,42 +281,38 @@ def _until_idle(pid: int, timeout: float = 120.0) -> float:
     return last_busy - started
 
 
-def _measure(url: str, server_pid: int, args: argparse.Namespace) -> dict[str, Any]:
-    load = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--load",
-            url,
-            "--seconds",
-            str(args.seconds),
-            "--rate",
-            str(args.rate),
-            "--concurrency",
-            str(args.concurrency),
-        ],
-        stdin=subprocess.PIPE,
+def _load(url: str, mode: str, args: argparse.Namespace) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--load", url, "--mode", mode, "--seconds", str(args.seconds),
+         "--rate", str(args.rate), "--concurrency", str(args.concurrency)],
         stdout=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
+
+
+def _result(load: subprocess.Popen[str]) -> dict[str, Any]:
     assert load.stdout is not None
-    assert load.stdin is not None
-    lines = iter(load.stdout.readline, "")
-    next(line for line in lines if line.strip() == "started")
-    cpu_before = _cpu_seconds(server_pid)
-    closed = json.loads(next(lines))
-    cpu = _cpu_seconds(server_pid) - cpu_before
-    drained = _until_idle(server_pid)
-    load.stdin.write("go\n")
-    load.stdin.close()
-    rest = [line for line in lines if line.strip()]
-    if load.wait() != 0 or not rest:
+    lines = [line for line in load.stdout if line.strip() and line.strip() != "started"]
+    if load.wait() != 0 or not lines:
         raise RuntimeError("the load generator failed")
-    result: dict[str, Any] = json.loads(rest[-1])
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def _throughput(url: str, server_pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One closed loop; then wait until the server has worked off what it acknowledged."""
+    load = _load(url, "rate", args)
+    assert load.stdout is not None
+    next(line for line in load.stdout if line.strip() == "started")
+    cpu_before = _cpu_seconds(server_pid)
+    result = json.loads(load.stdout.readline())
+    cpu = _cpu_seconds(server_pid) - cpu_before
+    if load.wait() != 0:
+        raise RuntimeError("the load generator failed")
     # Server CPU per answered request in the closed loop: far less noisy than req/s on a
     # shared machine (for Interlink it includes the in-process workers and the relay).
-    result["cpu_us"] = cpu / max(1, closed["answered"]) * 1e6
-    result["drained_s"] = drained
+    result["cpu_us"] = cpu / max(1, result["answered"]) * 1e6
+    result["drained_s"] = _until_idle(server_pid)
     return result
 
 
@@ -360,43 +360,75 @@ def _create_database() -> str:
     return create_database(f"{PG}/postgres", "il_bench")
 
 
+SQLITE, POSTGRES, NAIVE = "b1 Interlink, SQLite", "b2 Interlink, PostgreSQL", "c  FastAPI (PG)"
+
+
 def main(args: argparse.Namespace) -> None:
-    results: dict[str, dict[str, Any]] = {}
     workdir = tempfile.mkdtemp(prefix="il-bench-")
     databases = [_create_database(), _create_database()]
-    runs: list[tuple[str, Any]] = [
-        (BARE, lambda: _bare()),
-        ("b1 Interlink, SQLite", lambda: _interlink(f"sqlite:///{workdir}/interlink.db", workdir)),
-        ("b2 Interlink, PostgreSQL", lambda: _interlink(databases[0], workdir)),
-        ("c  FastAPI + commit per request (PG)", lambda: _naive(databases[1])),
-    ]
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:
-        for label, start in runs:
-            process, url = start()
-            try:
-                results[label] = _measure(url, process.pid, args)
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
-            r = results[label]
-            print(
-                f"{label:<38} {r['per_second']:>9.0f} webhooks/s   p50 {r['p50_ms']:6.2f} ms"
-                f"   p99 {r['p99_ms']:6.2f} ms   server CPU {r['cpu_us']:5.0f} us/request"
-                f"   errors {r['errors']}   backlog worked off in {r['drained_s']:.1f} s",
-                flush=True,
-            )
+        servers[BARE] = _bare()
+        servers[SQLITE] = _interlink(f"sqlite:///{workdir}/interlink.db", workdir)
+        servers[POSTGRES] = _interlink(databases[0], workdir)
+        servers[NAIVE] = _naive(databases[1])
+        names = list(servers)
+        rounds: list[dict[str, dict[str, Any]]] = []
+        for number in range(args.rounds):
+            order = names[number % len(names) :] + names[: number % len(names)]
+            row = {}
+            for name in order:
+                process, url = servers[name]
+                row[name] = _throughput(url, process.pid, args)
+            rounds.append(row)
+            _print_round(number + 1, row)
+        latency = {}
+        for name, (process, url) in servers.items():
+            latency[name] = _result(_load(url, "latency", args))
+            _until_idle(process.pid)
     finally:
+        for process, _url in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
         for database in databases:
             drop_database(database)
-    a = results[BARE]["per_second"]
-    c = results["c  FastAPI + commit per request (PG)"]["per_second"]
-    for label in ("b1 Interlink, SQLite", "b2 Interlink, PostgreSQL"):
-        b = results[label]["per_second"]
-        print(
-            f"{label}: b/a = {b / a:.2f} (target >= 0.5)   b/c = {b / c:.2f} (target >= 3)   "
-            f"p99 at {args.rate:g} req/s = {results[label]['p99_ms']:.2f} ms (target <= 10)   "
-            f"CPU/request b/a = {results[label]['cpu_us'] / results[BARE]['cpu_us']:.1f}"
-        )
+    _report(rounds, latency, args)
+
+
+def _print_round(number: int, row: dict[str, dict[str, Any]]) -> None:
+    figures = "   ".join(
+        f"{name.split()[0]} {r['per_second']:5.0f}/s {r['cpu_us']:4.0f} us"
+        for name, r in row.items()
+    )
+    errors = sum(r["errors"] for r in row.values())
+    drained = max(r["drained_s"] for r in row.values())
+    print(f"round {number}: {figures}   errors {errors}   backlog worked off in {drained:.1f} s",
+          flush=True)  # fmt: skip
+
+
+def _report(
+    rounds: list[dict[str, dict[str, Any]]],
+    latency: dict[str, dict[str, Any]],
+    args: argparse.Namespace,
+) -> None:
+    def median(name: str, key: str) -> float:
+        return statistics.median(row[name][key] for row in rounds)
+
+    print()
+    for name in (BARE, SQLITE, POSTGRES, NAIVE):
+        late = latency[name]
+        print(f"{name:<28} {median(name, 'per_second'):>6.0f} webhooks/s (median)   "
+              f"server CPU {median(name, 'cpu_us'):5.0f} us/request   at {args.rate:g} req/s: "
+              f"p50 {late['p50_ms']:7.2f} ms  p99 {late['p99_ms']:8.2f} ms  "
+              f"errors {late['errors']}")  # fmt: skip
+    for name in (SQLITE, POSTGRES):
+        b_a = [row[name]["per_second"] / row[BARE]["per_second"] for row in rounds]
+        b_c = [row[name]["per_second"] / row[NAIVE]["per_second"] for row in rounds]
+        cpu = median(name, "cpu_us") / median(BARE, "cpu_us")
+        print(f"{name}: b/a = {statistics.median(b_a):.2f} (target >= 0.5; rounds "
+              f"{min(b_a):.2f} to {max(b_a):.2f})   b/c = {statistics.median(b_c):.2f} "
+              f"(target >= 3)   p99 at {args.rate:g} req/s = {latency[name]['p99_ms']:.2f} ms "
+              f"(target <= 10)   CPU/request b/a = {cpu:.1f}")  # fmt: skip
 
 
 def _bare() -> tuple[subprocess.Popen[bytes], str]:
@@ -415,7 +447,9 @@ def _naive(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mode", choices=("rate", "latency"), default="rate")
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--serve-bare", type=int)
@@ -427,6 +461,6 @@ if __name__ == "__main__":
     elif parsed.serve_naive:
         serve_naive(int(parsed.serve_naive[0]), parsed.serve_naive[1])
     elif parsed.load:
-        load(parsed.load, parsed.seconds, parsed.rate, parsed.concurrency)
+        load(parsed.load, parsed.mode, parsed.seconds, parsed.rate, parsed.concurrency)
     else:
         main(parsed)

@@ -14,9 +14,11 @@ upstream (a bare aiohttp app answering a small JSON document, as a provider woul
     work per call leaves of it.
 
 Latency is measured sequentially (one request at a time, so queueing does not hide the cost);
-throughput closed-loop at ``--concurrency``. The load runs in its own process.
+throughput closed-loop at ``--concurrency``, for ``--seconds`` per path in each of ``--rounds``
+rounds that measure the three paths back to back; the ratios are the medians of the rounds'.
+The load runs in its own process.
 
-    python bench/proxy.py [--seconds 5] [--concurrency 32] [--requests 2000]
+    python bench/proxy.py [--rounds 5] [--seconds 3] [--concurrency 32] [--requests 2000]
 """
 
 # ruff: noqa: E402
@@ -33,6 +35,7 @@ sys.path[:] = [os.path.dirname(_HERE), *(p for p in sys.path if os.path.abspath(
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import tempfile
 import time
@@ -136,27 +139,46 @@ async def _closed_loop(
         return ok / (time.perf_counter() - started)
 
 
-def load(url: str, token: str, seconds: float, concurrency: int, count: int) -> None:
+def load(url: str, token: str, mode: str, seconds: float, concurrency: int, count: int) -> None:
     without_collector_pauses()
     headers = {"Authorization": f"Bearer {token}"}
+    if mode == "rate":
+        rate = asyncio.run(_closed_loop(url, headers, seconds, concurrency))
+        print(json.dumps({"per_second": rate}))
+        return
     latencies = asyncio.run(_sequential(url, headers, count))
-    rate = asyncio.run(_closed_loop(url, headers, seconds, concurrency))
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    print(json.dumps({"p50_ms": pct(0.5), "p99_ms": pct(0.99), "per_second": rate}))
+    print(json.dumps({"p50_ms": pct(0.5), "p99_ms": pct(0.99)}))
 
 
-def _measure(url: str, token: str, args: argparse.Namespace) -> dict[str, float]:
+def _measure(url: str, token: str, mode: str, args: argparse.Namespace) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--load", url, "--token", token,
+        [sys.executable, __file__, "--load", url, "--token", token, "--mode", mode,
          "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
          "--requests", str(args.requests)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def _rounds(paths: dict[str, tuple[str, str]], args: argparse.Namespace) -> list[dict[str, float]]:
+    """Closed-loop calls/s of every path in each round, the order rotated from round to round.
+
+    The machine's speed drifts over a run (a shared host: the same path measured a minute
+    apart moved by a third). Measured one after the other within a round, the three paths see
+    about the same machine, so each round's ratios compare like with like; the rotation keeps
+    any path from always running first or last.
+    """
+    names = list(paths)
+    rounds = []
+    for number in range(args.rounds):
+        order = names[number % len(names) :] + names[: number % len(names)]
+        rounds.append({name: _measure(*paths[name], "rate", args)["per_second"] for name in order})
+    return rounds
 
 
 def main(args: argparse.Namespace) -> None:
@@ -193,31 +215,56 @@ def main(args: argparse.Namespace) -> None:
             {"provider": "rest", "auth_type": "api_key", "credentials": {"api_key": "sk_bench"},
              "config": {"base_url": upstream_url}, "verify": False},
         )["id"]  # fmt: skip
-        direct = _measure(f"{upstream_url}/v1/balance", "sk_bench", args)
-        proxied = _measure(f"{base}/v1/proxy/{connection}/v1/balance", key, args)
-        floor_row = _measure(f"http://127.0.0.1:{floor_port}/v1/balance", "unused", args)
+        paths = {
+            "direct": (f"{upstream_url}/v1/balance", "sk_bench"),
+            "proxied": (f"{base}/v1/proxy/{connection}/v1/balance", key),
+            "floor": (f"http://127.0.0.1:{floor_port}/v1/balance", "unused"),
+        }
+        latency = {name: _measure(*paths[name], "latency", args) for name in paths}
+        rounds = _rounds(paths, args)
     finally:
         for process in (interlink, floor, upstream):
             process.terminate()
             process.wait(timeout=20)
+    _report(latency, rounds)
+
+
+def _report(latency: dict[str, dict[str, float]], rounds: list[dict[str, float]]) -> None:
+    direct, proxied = latency["direct"], latency["proxied"]
+    print(f"{'sequential calls':20}{'p50 ms':>10}{'p99 ms':>10}")
+    labels = {"direct": "direct aiohttp", "proxied": "through proxy", "floor": "pass-through floor"}
+    for name, label in labels.items():
+        print(f"{label:20}{latency[name]['p50_ms']:>10.3f}{latency[name]['p99_ms']:>10.3f}")
+    print(f"\n{'closed loop, calls/s':22}{'direct':>9}{'proxied':>9}{'floor':>9}"
+          f"{'prox/dir':>10}{'floor/dir':>10}{'prox/floor':>11}")  # fmt: skip
+    ratios: dict[str, list[float]] = {"proxied/direct": [], "floor/direct": [], "proxied/floor": []}
+    for number, row in enumerate(rounds, 1):
+        ratio = {
+            "proxied/direct": row["proxied"] / row["direct"],
+            "floor/direct": row["floor"] / row["direct"],
+            "proxied/floor": row["proxied"] / row["floor"],
+        }
+        for name, value in ratio.items():
+            ratios[name].append(value)
+        print(f"{'round ' + str(number):22}{row['direct']:>9.0f}{row['proxied']:>9.0f}"
+              f"{row['floor']:>9.0f}{ratio['proxied/direct']:>10.2f}"
+              f"{ratio['floor/direct']:>10.2f}{ratio['proxied/floor']:>11.2f}")  # fmt: skip
+    median = {name: statistics.median(values) for name, values in ratios.items()}
     added_p50 = proxied["p50_ms"] - direct["p50_ms"]
     added_p99 = proxied["p99_ms"] - direct["p99_ms"]
-    ratio = proxied["per_second"] / direct["per_second"]
-    print(f"{'':20}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>12}")
-    rows = [("direct aiohttp", direct), ("through proxy", proxied)]
-    rows.append(("pass-through floor", floor_row))
-    for name, row in rows:
-        print(f"{name:20}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['per_second']:>12.0f}")
-    print(f"added latency: p50 {added_p50:.3f} ms (target <= 2 ms), p99 {added_p99:.3f} ms")
-    print(f"throughput ratio proxied/direct: {ratio:.2f} (target >= 0.5)")
-    floor_ratio = floor_row["per_second"] / direct["per_second"]
-    print(f"limit on this stack, floor/direct: {floor_ratio:.2f}; "
-          f"proxied/floor: {proxied['per_second'] / floor_row['per_second']:.2f}")  # fmt: skip
+    print(f"\nadded latency: p50 {added_p50:.3f} ms (target <= 2 ms), p99 {added_p99:.3f} ms")
+    spread = ratios["proxied/direct"]
+    print(f"throughput ratio proxied/direct, median of {len(rounds)} rounds: "
+          f"{median['proxied/direct']:.2f} (target >= 0.5; rounds "
+          f"{min(spread):.2f} to {max(spread):.2f})")  # fmt: skip
+    print(f"limit on this stack, floor/direct: {median['floor/direct']:.2f}; "
+          f"proxied/floor: {median['proxied/floor']:.2f} (medians)")  # fmt: skip
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--serve-upstream", type=int)
@@ -225,12 +272,14 @@ if __name__ == "__main__":
     parser.add_argument("--upstream", default="")
     parser.add_argument("--load")
     parser.add_argument("--token", default="")
+    parser.add_argument("--mode", choices=("latency", "rate"), default="latency")
     parsed = parser.parse_args()
     if parsed.serve_upstream:
         serve_upstream(parsed.serve_upstream)
     elif parsed.serve_floor:
         serve_floor(parsed.serve_floor, parsed.upstream)
     elif parsed.load:
-        load(parsed.load, parsed.token, parsed.seconds, parsed.concurrency, parsed.requests)
+        load(parsed.load, parsed.token, parsed.mode, parsed.seconds, parsed.concurrency,
+             parsed.requests)  # fmt: skip
     else:
         main(parsed)
