@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
+from yarl import URL
 
 from interlink.audit import record_action
 from interlink.auth.principal import Principal
@@ -31,6 +31,7 @@ from interlink.egress import (
     InvalidURL,
     RequestPolicy,
 )
+from interlink.egress.ssrf import hostname_problem, parse_ip_literal
 from interlink.ids import new_id
 
 __all__ = ["ProbeResult", "create_connection", "delete_connection", "probe"]
@@ -91,6 +92,16 @@ def _unusable_credential(mode: Any, credentials: Mapping[str, str]) -> str | Non
     return None
 
 
+def _base_url_host(base_url: str) -> str:
+    """The host the egress layer will connect to for ``base_url``, as yarl gives it (an
+    internationalised name in punycode, an IPv6 literal without brackets)."""
+    try:
+        return URL(base_url).raw_host or ""
+    except ValueError as error:
+        raise FlowError(422, f"config: the base URL {base_url!r} is invalid: {error}",
+                        "invalid-config") from error  # fmt: skip
+
+
 async def create_connection(
     state: ConnectionsState,
     principal: Principal,
@@ -146,8 +157,11 @@ async def create_connection(
             # The caller's config makes the base URL: a literal address the SSRF guard refuses
             # is refused now, probe or not; a name is judged on what it resolves to at each
             # call. (The catalog's own URLs are the operator's, overrides for tests included.)
-            host = urlsplit(view.base_url).hostname or ""
+            host = _base_url_host(view.base_url)
             state.egress.address_policy.check_literal_host(host)
+            if parse_ip_literal(host) is None and (problem := hostname_problem(host)):
+                raise FlowError(422, f"config: the base URL's host {host!r} {problem}",
+                                "invalid-config")  # fmt: skip
         result = await probe(state, view) if verify else None
     except TemplateError as error:
         raise FlowError(422, f"config: {error}", "invalid-config") from error

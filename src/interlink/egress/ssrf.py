@@ -32,6 +32,7 @@ __all__ = [
     "GuardedResolver",
     "IPAddress",
     "IPNetwork",
+    "hostname_problem",
     "parse_allow_list",
     "parse_ip_literal",
 ]
@@ -109,6 +110,33 @@ _NAT64 = _ranges([("64:ff9b::/96", "NAT64")])[0]
 _LITERAL_CACHE_SIZE = 1024
 _IPV4_PART = re.compile(r"0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*", re.IGNORECASE)
 _HOSTNAME = re.compile(r"[a-z0-9_.-]+", re.IGNORECASE)
+
+
+def hostname_problem(host: str) -> str | None:
+    """Why ``host`` cannot be looked up as a DNS name, or None when it can.
+
+    The resolver encodes names with the IDNA codec, which raises (no ``OSError``) on an empty
+    label (``a..b``, ``.com``) or one over 63 characters; RFC 1035 bounds the whole name to
+    253. The host is the URL's ASCII form (yarl gives internationalised names as punycode).
+
+        >>> hostname_problem("api.example.com"), hostname_problem("example.com.")
+        (None, None)
+        >>> hostname_problem("a..b")
+        'has an empty label'
+    """
+    name = host[:-1] if host.endswith(".") else host
+    if not name:
+        return "is empty"
+    if len(name) > 253:
+        return "is longer than 253 characters"
+    if not _HOSTNAME.fullmatch(name):
+        return "holds characters other than letters, digits, '-', '_' and '.'"
+    labels = name.split(".")
+    if "" in labels:
+        return "has an empty label"
+    if max(map(len, labels)) > 63:
+        return "has a label longer than 63 characters"
+    return None
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:
@@ -313,13 +341,15 @@ class AddressPolicy:
         literal = parse_ip_literal(host)
         if literal is not None:
             return [literal]
-        if _looks_like_ip_to_aiohttp(host) or not _HOSTNAME.fullmatch(host):
+        if _looks_like_ip_to_aiohttp(host):
             raise InvalidURL(text, "host is neither a valid name nor an IP address")
+        if problem := hostname_problem(host):
+            raise InvalidURL(text, f"host is neither a valid name nor an IP address: it {problem}")
         owned = resolver is None
         active = DefaultResolver() if resolver is None else resolver
         try:
             results = await active.resolve(host, port, family=socket.AF_UNSPEC)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise DNSError(f"cannot resolve {host}: {exc}") from exc
         finally:
             if owned:
@@ -370,7 +400,12 @@ class GuardedResolver(AbstractResolver):
         """Resolve `host` with the real resolver and judge every address."""
         if self._resolver is None:
             self._resolver = DefaultResolver()
-        results = await self._resolver.resolve(host, port, family)
+        try:
+            results = await self._resolver.resolve(host, port, family)
+        except UnicodeError as exc:
+            # The IDNA codec's refusal of a name no DNS can hold (an empty or too long label).
+            problem = hostname_problem(host) or "cannot be encoded for DNS"
+            raise InvalidURL(host, f"the host name {problem}") from exc
         for result in results:
             self.policy.check(_resolved_address(host, result["host"]), host)
         return results

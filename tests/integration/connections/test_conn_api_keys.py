@@ -84,6 +84,17 @@ async def test_bad_input_is_a_problem_never_a_500(sqlite_url: str) -> None:
             )  # fmt: skip
             assert answer.status_code == 422, (url, answer.text)
             assert answer.json()["type"].endswith("/blocked-destination")
+        # A host no DNS name can be (the resolver's IDNA codec raised, unhandled, on these).
+        for url, problem in (("http://api..example.com", "empty label"),
+                             (f"https://{'a' * 64}.example.com", "longer than 63")):  # fmt: skip
+            answer = await hub.admin.post(
+                base,
+                json={"provider": "rest", "auth_type": "api_key", "verify": False,
+                      "credentials": {"api_key": "k"}, "config": {"base_url": url}},
+            )  # fmt: skip
+            assert answer.status_code == 422, (url, answer.text)
+            assert answer.json()["type"].endswith("/invalid-config")
+            assert problem in answer.json()["detail"]
         assert (await hub.admin.get(base)).json()["data"] == []
 
 

@@ -149,6 +149,23 @@ async def test_dot_segments_cannot_leave_the_providers_base_path(sqlite_url: str
                     assert sim.simulator.requests[-1].path == "/v1/customers/cus..x"
 
 
+async def test_a_base_url_host_no_dns_can_hold_is_a_problem_not_a_500(sqlite_url: str) -> None:
+    """A catalog's base URL is the operator's and is not judged at creation: a host with an
+    empty label made the resolver's IDNA codec raise UnicodeError at each call, a 500."""
+    async with running_hub(sqlite_url, {"stripe": "http://api..stripe.test:9"}) as hub:
+        created = await hub.admin.post(
+            f"/v1/tenants/{hub.tenant_id}/connections",
+            json={"provider": "stripe", "auth_type": "api_key", "verify": False,
+                  "credentials": {"api_key": "sk_test_dots"}},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        async with hub.client(hub.key) as app:
+            answer = await app.get(f"/v1/proxy/{created.json()['id']}/v1/balance")
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "the host name has an empty label" in answer.json()["detail"]
+
+
 def _dates(answer: aiohttp.ClientResponse) -> list[bytes]:
     return [value for name, value in answer.raw_headers if name.lower() == b"date"]
 

@@ -19,6 +19,7 @@ from interlink.egress import (
     parse_allow_list,
     parse_ip_literal,
 )
+from interlink.egress.ssrf import hostname_problem
 
 
 class ClosingResolver(StaticResolver):
@@ -265,6 +266,10 @@ async def test_validate_url_judges_literals_without_resolving(url: str) -> None:
         ("https://example.com:0/", "port"),
         ("https://exa mple.com/", "neither"),
         ("http://1.2.3.4.5/", "neither"),
+        ("https://example..com/", "empty label"),
+        ("https://.com/", "empty label"),
+        (f"https://{'a' * 64}.com/", "longer than 63"),
+        (f"https://{'a' * 60}.{'b' * 60}.{'c' * 60}.{'d' * 60}.{'e' * 60}.com/", "longer than 253"),
     ],
 )
 async def test_validate_url_refuses_malformed_urls(url: str, reason: str) -> None:
@@ -300,3 +305,36 @@ async def test_guarded_resolver_admits_allowed_ranges() -> None:
     guarded = GuardedResolver(AddressPolicy(parse_allow_list("127.0.0.0/8,::1")), inner)
 
     assert len(await guarded.resolve("localhost", 80, socket.AF_UNSPEC)) == 2
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("api.example.com", None),
+        ("api.example.com.", None),
+        ("under_score.example", None),
+        (f"{'a' * 63}.example", None),
+        ("xn--exmple-cua.com", None),
+        ("", "is empty"),
+        (".", "is empty"),
+        ("a..b", "has an empty label"),
+        (".example.com", "has an empty label"),
+        ("example.com..", "has an empty label"),
+        (f"{'a' * 64}.example", "has a label longer than 63 characters"),
+        ("exa mple.com", "holds characters"),
+        ("::1", "holds characters"),
+    ],
+)
+def test_hostname_problem_names_what_dns_cannot_hold(host: str, problem: str | None) -> None:
+    found = hostname_problem(host)
+    assert found == problem if problem is None else found is not None and problem in found
+
+
+@pytest.mark.parametrize("host", ["a..b", ".example.com", f"{'a' * 64}.example"])
+async def test_a_name_the_resolver_cannot_encode_is_an_invalid_url(host: str) -> None:
+    """The system resolver's IDNA codec raises UnicodeError (no OSError) on these: at connect
+    time that was an unhandled error, a 500 from the proxy."""
+    guarded = GuardedResolver(AddressPolicy())
+    with pytest.raises(InvalidURL, match="the host name has"):
+        await guarded.resolve(host, 443, socket.AF_UNSPEC)
+    await guarded.close()

@@ -47,6 +47,21 @@ async def test_private_destinations_are_refused_at_creation(sqlite_url: str, url
         assert "url:" in refused.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "url", ["https://hooks..example.com/in", "https://.example.com/in", f"https://{'h' * 64}.io/"]
+)
+async def test_a_host_no_dns_name_can_be_is_refused_at_creation(sqlite_url: str, url: str) -> None:
+    """The resolver's IDNA codec raised UnicodeError on these, which the check let through: a
+    500 at creation."""
+    runtime = outbound_runtime(sqlite_url, egress_allow=[])
+    async with outbound_client(runtime, run_workers=False) as client:
+        tenant = await new_tenant(client)
+        refused = await client.post(f"/v1/tenants/{tenant}/endpoints", json={"url": url})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"].endswith("/invalid-endpoint")
+        assert "neither a valid name nor an IP address" in refused.json()["detail"]
+
+
 async def test_https_is_required_outside_the_allow_list(sqlite_url: str) -> None:
     runtime = outbound_runtime(sqlite_url, egress_allow=["10.0.0.0/8"])
     async with outbound_client(runtime, run_workers=False) as client:
