@@ -142,6 +142,14 @@ def test_malformed_header_is_refused(header: str) -> None:
     assert failed_check(request(header)) == "malformed_header"
 
 
+def test_a_timestamp_out_of_range_says_how_many_digits_are_read() -> None:
+    """A 16-digit timestamp is a whole number of seconds: the refusal names the bound."""
+    with pytest.raises(VerificationError) as info:
+        verifier().verify(request(f"t={10**15},v1={'ab' * 32}"))
+    assert info.value.check == "malformed_header"
+    assert "(1 to 12 digits)" in str(info.value)
+
+
 def test_signature_is_checked_before_the_payload_is_parsed() -> None:
     not_json = b"{not json"
 

@@ -219,7 +219,8 @@ def parse_unix_seconds(value: str, source: str) -> int:
     """Parse a whole number of seconds since the epoch, or raise ``malformed_header``."""
     if not _UNIX_SECONDS.fullmatch(value):
         raise VerificationError(
-            MALFORMED_HEADER, f"the timestamp in {source} is not a whole number of seconds"
+            MALFORMED_HEADER,
+            f"the timestamp in {source} is not a whole number of seconds (1 to 12 digits)",
         )
     return int(value)
 
@@ -228,7 +229,8 @@ def parse_unix_milliseconds(value: str, source: str) -> int:
     """Parse a whole number of milliseconds since the epoch, or raise ``malformed_header``."""
     if not _UNIX_MILLISECONDS.fullmatch(value):
         raise VerificationError(
-            MALFORMED_HEADER, f"the timestamp in {source} is not a whole number of milliseconds"
+            MALFORMED_HEADER,
+            f"the timestamp in {source} is not a whole number of milliseconds (1 to 15 digits)",
         )
     return int(value)
 
