@@ -39,6 +39,11 @@ def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
             "5s,soon",
             "INTERLINK_RETRY_SCHEDULE: 'soon' is not a duration",
         ),
+        (
+            "INTERLINK_RETRY_SCHEDULE",
+            "5s,99999999999d",
+            "INTERLINK_RETRY_SCHEDULE: '99999999999d' is longer than the longest retry delay, 30d",
+        ),
         ("INTERLINK_LOG_FORMAT", "xml", "INTERLINK_LOG_FORMAT:"),
         ("INTERLINK_PUBLIC_URL", "example.com", "INTERLINK_PUBLIC_URL: must be an http"),
         (

@@ -37,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Final
 
+from interlink.settings import MAX_RETRY_DELAY_SECONDS
+
 __all__ = [
     "DEFAULT_DISABLE_AFTER",
     "DEFAULT_JITTER",
@@ -104,7 +106,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (moment - now).total_seconds())
 
 
-def _parse_item(item: str, position: int) -> float:
+def _parse_item(item: str, position: int, clamp: bool) -> float:
     match = _DURATION.fullmatch(item.strip())
     if match is None:
         raise ValueError(
@@ -112,7 +114,15 @@ def _parse_item(item: str, position: int) -> float:
             "such as 500ms, 5s, 5m, 2h or 1d"
         )
     number, unit = match.groups()
-    return float(number) * _UNIT_SECONDS[(unit or "s").lower()]
+    seconds = float(number) * _UNIT_SECONDS[(unit or "s").lower()]
+    if seconds > MAX_RETRY_DELAY_SECONDS:
+        if clamp:
+            return MAX_RETRY_DELAY_SECONDS
+        raise ValueError(
+            f"retry schedule item {position} ({item.strip()!r}) is longer than the longest "
+            "retry delay, 30d"
+        )
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,21 +159,27 @@ class RetrySchedule:
             )
 
     @classmethod
-    def parse(cls, text: str, *, jitter: float = DEFAULT_JITTER) -> RetrySchedule:
+    def parse(
+        cls, text: str, *, jitter: float = DEFAULT_JITTER, clamp: bool = False
+    ) -> RetrySchedule:
         """Build a schedule from comma-separated durations, e.g. ``"5s,5m,30m,2h,5h,10h,10h"``.
 
         Each item is a number (decimals allowed) with an optional unit ``ms``, ``s``, ``m``,
-        ``h`` or ``d`` (no unit means seconds); case and spaces do not matter, empty items are
-        skipped.
+        ``h`` or ``d`` (no unit means seconds), at most 30 days (``MAX_RETRY_DELAY_SECONDS``);
+        case and spaces do not matter, empty items are skipped.
+
+        Args:
+            clamp: cut a longer delay to 30 days instead of refusing it: for a schedule stored
+                before the bound, which must still deliver.
 
         Raises:
-            ValueError: no delay at all, or an item that is not a duration; the message gives
-                the item and its 1-based position.
+            ValueError: no delay at all, or an item that is not a duration or is too long; the
+                message gives the item and its 1-based position.
         """
         items = [item for item in text.split(",") if item.strip()]
         if not items:
             raise ValueError("a retry schedule needs at least one delay, e.g. 5s,5m,30m")
-        delays = tuple(_parse_item(item, position) for position, item in enumerate(items, 1))
+        delays = tuple(_parse_item(item, position, clamp) for position, item in enumerate(items, 1))
         return cls(delays, jitter=jitter)
 
     @property

@@ -81,7 +81,9 @@ def compiled_endpoint(state: OutboundState, vault: Vault, row: Any) -> CompiledE
         auth=EndpointAuth(decrypt_auth(vault, record), state.tokens),
         timeouts=Timeouts(connect=min(10.0, timeout), read=timeout, total=timeout),
         schedule=(
-            RetrySchedule.parse(row.retry_schedule) if row.retry_schedule else state.config.schedule
+            RetrySchedule.parse(row.retry_schedule, clamp=True)
+            if row.retry_schedule
+            else state.config.schedule
         ),
     )
     if len(state.compiled) > 10_000:

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from interlink.events.relay import InMemorySubscriber
 from interlink.webhooks.outbound.schedule import RetrySchedule
 from interlink.webhooks.outbound.state import configure
-from interlink.webhooks.outbound.tables import outbound_deliveries
+from interlink.webhooks.outbound.tables import outbound_deliveries, outbound_endpoints
 from tests.integration.webhooks.outbound.outbound_support import (
     Received,
     Receiver,
@@ -305,3 +305,35 @@ async def test_a_late_outcome_of_an_older_attempt_keeps_its_ordering_key_waiting
         second.set()
         await eventually(lambda: (1, "arrived") in order)
         assert order == [(0, "arrived"), (0, "arrived"), (0, "done"), (0, "done"), (1, "arrived")]
+
+
+async def test_a_schedule_stored_beyond_the_bound_still_delivers(sqlite_url: str) -> None:
+    """Before retry delays were bounded to 30 days, an endpoint could store 99999999999d: its
+    delivery job then failed on every try (the next attempt's date overflowed) and the message
+    stayed pending, never attempted. Stored so, it is now attempted and retried 30 days on."""
+    runtime = outbound_runtime(sqlite_url)
+    async with outbound_client(runtime) as client:
+        tenant = await new_tenant(client)
+        refused = await client.post(f"/v1/tenants/{tenant}/endpoints",
+                                    json={"url": "http://127.0.0.1:9/", "retry_schedule": "5s,400d"})  # fmt: skip
+        assert refused.status_code == 422 and "longer than the longest" in refused.text
+        endpoint = await new_endpoint(client, tenant, url="http://127.0.0.1:9/hook")
+        async with runtime.db.transaction() as conn:
+            await conn.execute(
+                update(outbound_endpoints)
+                .where(outbound_endpoints.c.id == endpoint["id"])
+                .values(retry_schedule="99999999999d")
+            )
+        message = await send(client, tenant)
+
+        async def retry_scheduled() -> bool:
+            got = (await client.get(f"/v1/tenants/{tenant}/messages/{message['id']}")).json()
+            delivery = got["deliveries"][0]
+            return bool(delivery["attempts"] == 1 and delivery["next_attempt_at"])
+
+        await eventually(retry_scheduled)
+        got = (await client.get(f"/v1/tenants/{tenant}/messages/{message['id']}")).json()
+        due = datetime.fromisoformat(got["deliveries"][0]["next_attempt_at"])
+        assert timedelta(days=20) < due - datetime.now(UTC) < timedelta(days=40)
+        [attempt] = await attempts_of(client, tenant, message["id"])
+        assert attempt["error_class"] == "connection_refused"

@@ -77,11 +77,26 @@ def test_parse_units(text: str, delays: tuple[float, ...]) -> None:
         ("5s,5m,1e3s", r"item 3 \('1e3s'\)"),
         ("5s,h", r"item 2 \('h'\)"),
         ("5s, 1 . 5s", r"item 2 \('1 . 5s'\)"),
+        ("5s,99999999999d", r"item 2 \('99999999999d'\) is longer than the longest retry delay"),
+        ("30.5d", r"item 1 \('30.5d'\) is longer"),
     ],
 )
 def test_parse_errors_name_the_bad_item(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RetrySchedule.parse(text)
+
+
+def test_a_stored_delay_beyond_the_bound_is_clamped_not_refused() -> None:
+    """A schedule stored before the 30-day bound must still deliver: its delivery job had
+    failed on every attempt, the next time too far away for a date."""
+    assert RetrySchedule.parse("30d").delays == (2_592_000.0,)
+    clamped = RetrySchedule.parse("5s,99999999999d", clamp=True, jitter=0)
+    assert clamped.delays == (5.0, 2_592_000.0)
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    delay = clamped.next_delay(2, status=500, retry_after_header="99999999999",
+                               error_class=None, now=now)  # fmt: skip
+    assert delay == 2 * 2_592_000.0  # Retry-After may double it, no more
+    assert now + timedelta(seconds=delay) == datetime(2027, 1, 24, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("text", ["", " ", ",,"])
