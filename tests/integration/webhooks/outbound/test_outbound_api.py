@@ -167,6 +167,10 @@ async def test_endpoint_validation_and_pagination(sqlite_url: str) -> None:
             ({"url": "ftp://example.com/x"}, "url"),
             ({"url": url, "auth": {"type": "header", "name": "Webhook-Id", "value": "x"}}, "auth"),
             ({"url": url, "auth": {"type": "mtls", "cert_pem": "no", "key_pem": "no"}}, "auth"),
+            (
+                {"url": url, "auth": {"type": "basic", "username": "a:b", "password": "c"}},
+                "cannot hold ':'",
+            ),  # fmt: skip
         ]
         for body, field in cases:
             answer = await client.post(base, json=body)

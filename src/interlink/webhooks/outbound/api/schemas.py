@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from interlink.api.models import JSONObject, StrictModel, Text
 
@@ -40,6 +40,14 @@ class BasicAuth(StrictModel):
     type: Literal["basic"]
     username: HeaderValue
     password: HeaderValue
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, value: str) -> str:
+        # "a:b" with password "c" would be sent as a:b:c, read by the receiver as user "a".
+        if ":" in value:
+            raise ValueError("a Basic auth user-id cannot hold ':' (RFC 7617 section 2)")
+        return value
 
 
 class HeaderAuth(StrictModel):
