@@ -11,11 +11,13 @@ import httpx
 from sqlalchemy import select
 
 from interlink.runtime import Runtime
+from interlink.webhooks.inbound.capability import capability
 from interlink.webhooks.inbound.rows import accepted_row
 from interlink.webhooks.inbound.state import inbound_state
 from interlink.webhooks.inbound.tables import inbound_events
 from interlink.webhooks.inbound.verifiers import Verified
 from interlink.webhooks.inbound.writer import PendingRow, WriteOutcome
+from tests.integration.webhooks.inbound.conftest import hub_with
 
 MakeSource = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -86,3 +88,34 @@ async def test_each_key_is_stored_once_per_source_and_every_copy_counted(
         ("accepted", 1),
     ]
     assert third[1].event_id == a.event_id
+
+
+async def test_on_sqlite_a_row_handed_in_one_loop_pass_later_joins_the_batch(
+    sqlite_url: str,
+) -> None:
+    """On SQLite the transaction holds the loop: the writer lets the loop pass once before it
+    takes its batch, so a request verified in that pass shares the transaction rather than
+    paying one of its own."""
+    async with hub_with(sqlite_url, [capability], run_workers=False) as (runtime, http):
+        tenant = (await http.post("/v1/tenants", json={"name": "Acme"})).json()["id"]
+        made = await http.post(f"/v1/tenants/{tenant}/sources",
+                               json={"provider": "stripe", "secret": "whsec_pass"})  # fmt: skip
+        state = inbound_state(runtime)
+        config = await state.cache.get(made.json()["id"])
+        assert config is not None
+        batches: list[int] = []
+        state.writer._on_batch = batches.append
+
+        def pending(delivery: str) -> PendingRow:
+            verified = Verified(delivery, "invoice.paid", None, None)
+            body = b'{"id": "%s"}' % delivery.encode()
+            return PendingRow(accepted_row(config, "/in/x", "application/json", [], body, verified))
+
+        async def one_pass_later() -> WriteOutcome:
+            await asyncio.sleep(0)
+            return await state.writer.submit(pending("evt_later"))
+
+        outcomes = await asyncio.gather(state.writer.submit(pending("evt_first")),
+                                        one_pass_later())  # fmt: skip
+        assert [o.status for o in outcomes] == ["accepted", "accepted"]
+        assert batches == [2]
