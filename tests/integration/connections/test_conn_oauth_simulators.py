@@ -99,10 +99,20 @@ async def test_replayed_forged_and_missing_states_are_refused(sqlite_url: str) -
             assert replay.status_code == 400 and "already used" in replay.text
             state = url.split("state=")[1].split("&")[0]
             forged = state[:-4] + ("AAAA" if not state.endswith("AAAA") else "BBBB")
-            for query in (f"state={forged}&code=x", "code=x", "state=a.b.c", "error=x"):
+            # Past the query's bounds too the browser gets the page, not a JSON 422.
+            too_long = (f"state={'s' * 301}&code=x", f"state={state}&error={'e' * 3000}")
+            for query in (f"state={forged}&code=x", "code=x", "state=a.b.c", "error=x", *too_long):
                 page = await hub.admin.get(f"/oauth/callback?{query}")
                 assert page.status_code == 400, query
                 assert page.headers["content-type"].startswith("text/html")
+            fresh = await hub.admin.post(
+                f"/v1/tenants/{hub.tenant_id}/connections/oauth/start",
+                json={"provider": "hubspot"},
+            )
+            fresh_state = fresh.json()["authorize_url"].split("state=")[1].split("&")[0]
+            page = await hub.admin.get(f"/oauth/callback?state={fresh_state}&code={'c' * 4001}")
+            assert page.status_code == 400 and "Connection failed" in page.text
+            assert page.headers["content-type"].startswith("text/html")
 
 
 async def test_start_refuses_bad_input_with_problems(sqlite_url: str) -> None:

@@ -52,20 +52,25 @@ async def start_oauth(body: OAuthStart, scope: TenantDep, runtime: RuntimeDep) -
 )
 async def oauth_callback(
     runtime: RuntimeDep,
-    state: Annotated[str, Query(max_length=300)] = "",
-    code: Annotated[str | None, Query(max_length=4000)] = None,
-    error: Annotated[str | None, Query(max_length=200)] = None,
-    error_description: Annotated[str | None, Query(max_length=1000)] = None,
-    realm_id: Annotated[str | None, Query(alias="realmId", max_length=200)] = None,
+    state: str = "",
+    code: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+    realm_id: Annotated[str | None, Query(alias="realmId")] = None,
 ) -> Response:
+    # The browser lands here whatever the provider (or anyone) put in the query: values past
+    # their bounds end the flow on the page, not on a JSON 422. A state or code that long is no
+    # state or code Interlink or a provider made; an error's text is only shown, so it is cut.
+    values = {
+        "state": state if len(state) <= 300 else "",
+        "code": code if code is None or len(code) <= 4000 else None,
+        "error": None if error is None else error[:200],
+        "error_description": None if error_description is None else error_description[:1000],
+        "realmId": realm_id if realm_id is None or len(realm_id) <= 200 else None,
+    }
     query = {
-        key: value
-        for key, value in {
-            "state": state, "code": code, "error": error,
-            "error_description": error_description, "realmId": realm_id,
-        }.items()
-        if value is not None and "\x00" not in value
-    }  # fmt: skip
+        key: value for key, value in values.items() if value is not None and "\x00" not in value
+    }
     result = await finish_flow(connections_state(runtime), query)
     if result.ok and result.redirect:
         return RedirectResponse(result.redirect, status_code=303)
