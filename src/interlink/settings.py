@@ -26,9 +26,9 @@ __all__ = ["Settings", "SettingsError", "load_settings"]
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 MAX_RETRY_DELAY_SECONDS = 30 * 86400.0
-"""The longest wait between two attempts a retry schedule may name (30 days): past the default
-payload retention, and far inside what a date can be moved by (a delay of a few hundred
-billion days overflowed the delivery job)."""
+"""The longest wait between two attempts a retry schedule may name (30 days): as long as the
+default payload retention, and far inside what a date can be moved by (a delay of
+99,999,999,999 days overflowed the delivery job)."""
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
