@@ -34,6 +34,8 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
         return now - timedelta(seconds=parse_duration(text))
     except ValueError:
         pass
+    except OverflowError:  # 99999999999d: before the first year a date can hold
+        raise CLIError(f"{text!r} reaches back further than a date can go") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

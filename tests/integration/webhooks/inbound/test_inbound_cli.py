@@ -41,6 +41,7 @@ async def test_fire_events_and_replay_from_the_command_line(tmp_path: Path) -> N
             ("sources", "events", "src_01J000000000000000000000000"),
             ("sources", "fire", src, "--provider", "github"),
             ("sources", "replay", src, "--since", "last tuesday"),
+            ("sources", "replay", src, "--since", "99999999999d"),  # was an OverflowError
         ):
             failed = await asyncio.to_thread(server.cli, *args)
             assert failed.returncode != 0
