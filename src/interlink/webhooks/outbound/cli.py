@@ -68,9 +68,22 @@ def tail(
     filters = AttemptFilters(endpoint_id=endpoint, status=status)
 
     async def action(runtime: Runtime) -> None:
+        from interlink.tenants.service import get_tenant
         from interlink.webhooks.outbound.tables import outbound_attempts
 
         async with runtime.db.transaction() as conn:
+            # A mistyped id would otherwise follow nothing, silently, for ever.
+            if tenant is not None and await get_tenant(conn, tenant) is None:
+                raise CLIError(f"there is no tenant {tenant}")
+            if endpoint is not None:
+                owner = await conn.scalar(
+                    select(outbound_endpoints.c.tenant_id).where(
+                        outbound_endpoints.c.id == endpoint
+                    )
+                )
+                if owner is None or tenant not in (None, owner):
+                    where = f" of {tenant}" if tenant else ""
+                    raise CLIError(f"there is no endpoint {endpoint}{where}")
             query = select(outbound_attempts.c.id).order_by(outbound_attempts.c.id.desc())
             recent = (await conn.execute(query.limit(last + 1))).scalars().all()
         after = recent[-1] if len(recent) > last else None

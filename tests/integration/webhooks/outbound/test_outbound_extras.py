@@ -255,6 +255,18 @@ async def test_cli_tail_and_resend(tmp_path: Path) -> None:
     assert f"resending {message['id']} to {endpoint['id']}" in resent.stdout
     missing = await asyncio.to_thread(_cli, url, "resend", "msg_nope")
     assert missing.returncode != 0 and "no message msg_nope" in (missing.stdout + missing.stderr)
+    # A mistyped tenant or endpoint is said at once (tail used to follow nothing, for ever).
+    for args, said in (
+        (("--tenant", "ten_nope"), "there is no tenant ten_nope"),
+        (("--endpoint", "ep_nope"), "there is no endpoint ep_nope"),
+        (
+            ("--tenant", tenant, "--endpoint", "ep_nope"),
+            f"there is no endpoint ep_nope of {tenant}",
+        ),
+    ):
+        unknown = await asyncio.to_thread(_cli, url, "tail", *args)
+        assert unknown.returncode != 0 and said in unknown.stderr, unknown
+        assert len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr
     # The CLI migrated every installed capability's branch: reopen with all of them. First,
     # without workers, point the endpoint at a fresh receiver; then let the resend run.
     from interlink.webhooks.outbound.tables import outbound_endpoints
