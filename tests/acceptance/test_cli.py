@@ -64,6 +64,11 @@ def test_bootstrap_without_the_api(tmp_path: Path) -> None:
         ),
         (("tenants", "create", " "), {}, "interlink: a tenant name is 1 to 200 characters"),
         (
+            ("serve", "--port", "1"),  # stops before it listens
+            {"INTERLINK_PROVIDERS_PATH": "/nonexistent/providers.yaml"},
+            "interlink: INTERLINK_PROVIDERS_PATH: /nonexistent/providers.yaml: no such file",
+        ),
+        (
             ("tenants", "list"),
             {
                 "INTERLINK_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",

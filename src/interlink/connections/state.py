@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
-from interlink.connections.catalog import Catalog, Provider, load_catalog
+from interlink.connections.catalog import Catalog, CatalogError, Provider, load_catalog
 from interlink.connections.credentials import ConnectionView
 from interlink.connections.events import EventBuffer
 from interlink.connections.policies import ProviderPolicy, policy_for
@@ -35,6 +35,7 @@ from interlink.egress import (
     parse_allow_list,
 )
 from interlink.observability.metrics import LabelledCounter, LabelledHistogram
+from interlink.settings import SettingsError
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
@@ -190,7 +191,11 @@ class ConnectionsState:
 def _load_catalog(runtime: Runtime) -> Catalog:
     """The catalog with the user's files and origin overrides from the settings."""
     settings = runtime.settings
-    catalog = load_catalog([Path(p) for p in settings.providers_path])
+    try:
+        catalog = load_catalog([Path(p) for p in settings.providers_path])
+    except CatalogError as error:
+        # A setting's mistake: `interlink serve` says it in one line, not in a traceback.
+        raise SettingsError(f"INTERLINK_PROVIDERS_PATH: {'; '.join(error.problems)}") from error
     overrides = settings.provider_origin_overrides
     return catalog.with_overrides(overrides) if overrides else catalog
 
