@@ -19,6 +19,8 @@ from interlink.webhooks.outbound.tables import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from interlink.runtime import Runtime
 
 __all__ = ["cli"]
@@ -53,6 +55,14 @@ def _line(row: dict[str, Any]) -> str:
     )
 
 
+async def _owner_of(conn: AsyncConnection, endpoint_id: str) -> str | None:
+    """The tenant of an endpoint, or None when there is no such endpoint."""
+    owner: str | None = await conn.scalar(
+        select(outbound_endpoints.c.tenant_id).where(outbound_endpoints.c.id == endpoint_id)
+    )
+    return owner
+
+
 @cli.command("tail")
 def tail(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's attempts")] = None,
@@ -76,11 +86,7 @@ def tail(
             if tenant is not None and await get_tenant(conn, tenant) is None:
                 raise CLIError(f"there is no tenant {tenant}")
             if endpoint is not None:
-                owner = await conn.scalar(
-                    select(outbound_endpoints.c.tenant_id).where(
-                        outbound_endpoints.c.id == endpoint
-                    )
-                )
+                owner = await _owner_of(conn, endpoint)
                 if owner is None or tenant not in (None, owner):
                     where = f" of {tenant}" if tenant else ""
                     raise CLIError(f"there is no endpoint {endpoint}{where}")
@@ -138,12 +144,7 @@ def resend_command(
                 )
             )
             for endpoint_id in targets:
-                owner = await conn.scalar(
-                    select(outbound_endpoints.c.tenant_id).where(
-                        outbound_endpoints.c.id == endpoint_id
-                    )
-                )
-                if owner != message["tenant_id"]:
+                if await _owner_of(conn, endpoint_id) != message["tenant_id"]:
                     raise CLIError(f"{endpoint_id} is not an endpoint of {message['tenant_id']}")
                 await resend(
                     conn, runtime.queue, tenant_id=message["tenant_id"], message=dict(message),
