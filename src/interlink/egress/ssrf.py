@@ -349,7 +349,7 @@ class AddressPolicy:
         active = DefaultResolver() if resolver is None else resolver
         try:
             results = await active.resolve(host, port, family=socket.AF_UNSPEC)
-        except (OSError, UnicodeError) as exc:
+        except OSError as exc:
             raise DNSError(f"cannot resolve {host}: {exc}") from exc
         finally:
             if owned:
@@ -403,7 +403,8 @@ class GuardedResolver(AbstractResolver):
         try:
             results = await self._resolver.resolve(host, port, family)
         except UnicodeError as exc:
-            # The IDNA codec's refusal of a name no DNS can hold (an empty or too long label).
+            # The IDNA codec's refusal of a name no DNS can hold (an empty or too long label):
+            # every egress connection resolves through this class, so it is turned here.
             problem = hostname_problem(host) or "cannot be encoded for DNS"
             raise InvalidURL(host, f"the host name {problem}") from exc
         for result in results:

@@ -231,7 +231,7 @@ class Http1Pool:
             results = await self.resolver.resolve(host, port, socket.AF_UNSPEC)
         except EgressError:
             raise
-        except (OSError, UnicodeError) as exc:  # UnicodeError: the IDNA codec refused the name
+        except OSError as exc:
             raise DNSError(f"cannot resolve {url}: {exc}") from exc
         addresses = [result["host"] for result in results]
         if not addresses:
